@@ -1,0 +1,129 @@
+"""The benchmark: final-answer accuracy of model variants on a problems file.
+
+A problems file is JSONL with at least `question` and `answer`; `id`, `family`,
+`difficulty` and `steps` are used when present. Every variant answers every question with
+greedy decoding; answers are compared after canonicalisation. Metrics per variant slot into
+one dict so that other variants (exports) and metrics (KL, speed) can be added beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from tracetutor.trace import answers_match
+from tracetutor.verify import find_claims, verify_step
+
+
+class ProblemsError(ValueError):
+    """A problems file that cannot be read; the message names the file, line and field."""
+
+
+def read_problems(path: str | Path, limit: int | None = None) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise ProblemsError(f"{path}: no such problems file")
+    problems = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            p = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ProblemsError(f"{path}:{n}: malformed JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(p, dict):
+            raise ProblemsError(f"{path}:{n}: expected a JSON object, got {type(p).__name__}")
+        for key in ("question", "answer"):
+            if key not in p:
+                raise ProblemsError(f"{path}:{n}: missing field {key!r}")
+        p["answer"] = str(p["answer"])
+        p.setdefault("id", f"{path.stem}/{n}")
+        problems.append(p)
+        if limit and len(problems) >= limit:
+            break
+    return problems
+
+
+def problems_path(model_dir: Path, problems: str) -> Path:
+    """`heldout` is the recipe's held-out split; anything else is a file."""
+    if problems == "heldout":
+        return model_dir / "data" / "heldout.jsonl"
+    return Path(problems)
+
+
+def score(problems: list[dict], outputs) -> dict:
+    """Accuracy overall, by family and by difficulty, and the share of generated steps that
+    verify; `outputs` are engine Done results in the order of `problems`."""
+    groups = {"by_family": defaultdict(list), "by_difficulty": defaultdict(list)}
+    correct, steps_ok, steps_n, wrong = [], 0, 0, []
+    for p, out in zip(problems, outputs):
+        ok = answers_match(out.answer, p["answer"])
+        correct.append(ok)
+        if p.get("family") is not None:
+            groups["by_family"][p["family"]].append(ok)
+        if p.get("difficulty") is not None:
+            groups["by_difficulty"][str(p["difficulty"])].append(ok)
+        for s in out.steps:  # a step counts as ok when it makes a claim and the claim holds
+            steps_n += 1
+            steps_ok += bool(find_claims(s)) and verify_step(s).ok
+        if not ok and len(wrong) < 10:
+            wrong.append({"id": p["id"], "question": p["question"], "expected": p["answer"],
+                          "got": out.answer, "completion": out.text})
+
+    def acc(xs):
+        return {"accuracy": round(sum(xs) / len(xs), 4) if xs else None, "n": len(xs)}
+
+    return {
+        **acc(correct),
+        "correct": sum(correct),
+        "by_family": {k: acc(v) for k, v in sorted(groups["by_family"].items())},
+        "by_difficulty": {k: acc(v) for k, v in sorted(groups["by_difficulty"].items())},
+        "step_validity": round(steps_ok / steps_n, 4) if steps_n else None,
+        "mean_tokens": round(sum(o.stats.get("n_tokens", 0) for o in outputs) / max(len(outputs), 1), 1),
+        "wrong": wrong,
+    }
+
+
+def run_bench(model, variants: list[str], problems: str = "heldout", limit: int | None = None,
+              threads: int | None = None) -> dict:
+    from tracetutor.recipe import resolve_model
+    from tracetutor.runtime.engine import load
+    from tracetutor.runtime.variants import variants_on_disk
+
+    model_dir, _ = resolve_model(model)
+    if variants == ["all"]:
+        variants = variants_on_disk(model_dir)
+    path = problems_path(model_dir, problems)
+    items = read_problems(path, limit)
+    report = {"model": str(model_dir), "problems": str(path), "n": len(items), "variants": {}}
+    for variant in variants:
+        engine = load(model_dir, variant, threads=threads)
+        start = time.perf_counter()
+        outputs = engine.answer_batch([p["question"] for p in items])
+        seconds = time.perf_counter() - start
+        result = score(items, outputs)
+        result["seconds"] = round(seconds, 2)
+        report["variants"][variant] = result
+    return report
+
+
+def format_table(report: dict) -> str:
+    """A plain-text table: one row per variant, columns overall and per difficulty."""
+    variants = report["variants"]
+    levels = sorted({lv for r in variants.values() for lv in r["by_difficulty"]})
+    head = ["variant", "accuracy", "steps ok"] + [f"level {lv}" for lv in levels] + ["n", "seconds"]
+    rows = [head]
+    for name, r in variants.items():
+        rows.append([name, _pct(r["accuracy"]), _pct(r["step_validity"])]
+                    + [_pct(r["by_difficulty"].get(lv, {}).get("accuracy")) for lv in levels]
+                    + [str(r["n"]), str(r["seconds"])])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"

@@ -1,0 +1,129 @@
+"""The recipe report: models/<name>/report.md with tables and plots.
+
+Reads what the stages left on disk (data/meta.json, train_metrics.json, bench.json) and,
+for each recipe named in `compare`, that recipe's bench.json, so an ablation sits beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tracetutor.recipe import Recipe, load_recipe
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def _plot_loss(metrics: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = metrics.get("loss_curve") or []
+    if not curve:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot([p["tokens"] / 1e6 for p in curve], [p["loss"] for p in curve], lw=1.2)
+    ax.set_xlabel("training tokens (millions)")
+    ax.set_ylabel("loss (assistant turn)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{metrics['recipe']}: training loss")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def _plot_levels(benches: dict[str, dict], out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = sorted({lv for b in benches.values() for lv in b["by_difficulty"]})
+    if not levels:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    width = 0.8 / len(benches)
+    for k, (name, b) in enumerate(benches.items()):
+        xs = [i + k * width for i in range(len(levels))]
+        ys = [100 * (b["by_difficulty"].get(lv, {}).get("accuracy") or 0) for lv in levels]
+        ax.bar(xs, ys, width, label=name)
+    ax.set_xticks([i + width * (len(benches) - 1) / 2 for i in range(len(levels))])
+    ax.set_xticklabels([f"level {lv}" for lv in levels])
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def write_report(recipe: Recipe) -> Path:
+    d = recipe.dir
+    meta, metrics, bench = _read(d / "data" / "meta.json"), _read(d / "train_metrics.json"), _read(d / "bench.json")
+    lines = [f"# {recipe.name}", "", recipe.description.strip(), ""]
+    m = recipe.model
+    lines += ["## Model", "",
+              f"Llama architecture, {m.num_layers} layers, width {m.hidden_size}, MLP {m.intermediate_size}, "
+              f"{m.num_heads} heads ({m.num_kv_heads} key/value), context {m.max_len}"
+              + (f", **{metrics['parameters'] / 1e6:.2f}M parameters**" if metrics else "") + ".", ""]
+    if meta:
+        lines += ["## Data", "", f"{meta['n_train']} training and {meta['n_heldout']} held-out synthetic traces "
+                  f"(seed {meta['config']['seed']}, levels {meta['config']['levels']}), every one verified; "
+                  "the held-out split shares no question with training.", ""]
+    if metrics:
+        lines += ["## Training", "",
+                  "| mode | steps | tokens | time | tokens/s | precision | device | final loss |",
+                  "|---|---|---|---|---|---|---|---|",
+                  f"| {metrics['mode']} | {metrics['steps']} | {metrics['tokens']:,} | "
+                  f"{metrics['train_seconds'] / 60:.1f} min | {metrics['tokens_per_s']:,.0f} | "
+                  f"{metrics['precision']} | {metrics['device']} | {metrics['final_loss']:.4f} |", ""]
+        _plot_loss(metrics, d / "loss.png")
+        if (d / "loss.png").is_file():
+            lines += ["![training loss](loss.png)", ""]
+    if bench:
+        benches = {}
+        for variant, r in bench["variants"].items():
+            benches[f"{recipe.name} ({variant})"] = r
+        for other in getattr(recipe, "compare", []) or []:
+            try:
+                o = load_recipe(Path(recipe.path).parent / f"{other}.toml") if recipe.path else load_recipe(other)
+            except ValueError:
+                continue
+            ob = _read(o.dir / "bench.json")
+            if ob:
+                for variant, r in ob["variants"].items():
+                    benches[f"{other} ({variant})"] = r
+        levels = sorted({lv for r in benches.values() for lv in r["by_difficulty"]})
+        lines += ["## Held-out accuracy", "", f"{bench['n']} problems from `{Path(bench['problems']).name}`, "
+                  "greedy decoding, answers compared after canonicalisation; *steps ok* is the share of "
+                  "generated steps whose arithmetic verifies.", "",
+                  "| model | accuracy | steps ok | " + " | ".join(f"level {lv}" for lv in levels) + " |",
+                  "|---|---|---|" + "---|" * len(levels)]
+        for name, r in benches.items():
+            lines.append(f"| {name} | **{_pct(r['accuracy'])}** | {_pct(r['step_validity'])} | "
+                         + " | ".join(_pct(r["by_difficulty"].get(lv, {}).get("accuracy")) for lv in levels) + " |")
+        lines.append("")
+        _plot_levels(benches, d / "accuracy_by_level.png")
+        if (d / "accuracy_by_level.png").is_file():
+            lines += ["![accuracy by level](accuracy_by_level.png)", ""]
+        first = next(iter(bench["variants"].values()))
+        if first["by_family"]:
+            lines += ["| family | accuracy | n |", "|---|---|---|"]
+            lines += [f"| {f} | {_pct(r['accuracy'])} | {r['n']} |" for f, r in first["by_family"].items()]
+            lines.append("")
+        if first["wrong"]:
+            lines += ["### Some wrong answers", ""]
+            for w in first["wrong"][:3]:
+                lines += [f"- **{w['id']}**: {w['question']}", f"  expected {w['expected']}, got {w['got']}:",
+                          "", "  ```", *("  " + x for x in w["completion"].splitlines()), "  ```", ""]
+    path = d / "report.md"
+    path.write_text("\n".join(lines))
+    return path

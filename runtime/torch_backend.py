@@ -1,0 +1,91 @@
+"""The torch backend: a Hugging Face model folder run by transformers, with a KV cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from .engine import Settings
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, path: str | Path, *, threads: int | None = None, device: str | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        self.model.to(self.device).eval()
+        self.eos_id = self.tokenizer.eos_token_id
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_id
+
+    def encode_prompt(self, question: str) -> list[int]:
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": question}],
+                                                  tokenize=True, add_generation_prompt=True)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def _pick(self, logits, settings: Settings, generator):
+        torch = self.torch
+        if settings.temperature <= 0:
+            return int(logits.argmax(-1))
+        logits = logits.float() / settings.temperature
+        if settings.top_k > 0:
+            kth = torch.topk(logits, min(settings.top_k, logits.numel())).values[-1]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = torch.softmax(logits, -1)
+        if settings.top_p < 1.0:
+            sorted_p, idx = torch.sort(probs, descending=True)
+            drop = sorted_p.cumsum(-1) - sorted_p > settings.top_p
+            sorted_p[drop] = 0
+            probs = torch.zeros_like(probs).scatter(0, idx, sorted_p)
+        return int(torch.multinomial(probs / probs.sum(), 1, generator=generator))
+
+    def stream_ids(self, prompt: list[int], settings: Settings) -> Iterator[int]:
+        torch = self.torch
+        generator = None
+        if settings.temperature > 0:
+            generator = torch.Generator(device="cpu")
+            generator.manual_seed(settings.seed if settings.seed is not None else torch.seed())
+        with torch.inference_mode():
+            ids = torch.tensor([prompt], device=self.device)
+            out = self.model(input_ids=ids, use_cache=True)
+            for _ in range(settings.max_new_tokens):
+                tok = self._pick(out.logits[0, -1].cpu(), settings, generator)
+                if tok == self.eos_id:
+                    return
+                yield tok
+                out = self.model(input_ids=torch.tensor([[tok]], device=self.device),
+                                 past_key_values=out.past_key_values, use_cache=True)
+
+    def generate_batch(self, prompts: list[list[int]], settings: Settings, batch_size: int = 64) -> list[list[int]]:
+        torch = self.torch
+        results: list[list[int]] = []
+        # similar lengths together wastes less on left padding
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        by_index: dict[int, list[int]] = {}
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            n = max(len(prompts[i]) for i in idx)
+            ids = torch.full((len(idx), n), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), n), dtype=torch.long)
+            for r, i in enumerate(idx):
+                ids[r, n - len(prompts[i]):] = torch.tensor(prompts[i])
+                mask[r, n - len(prompts[i]):] = 1
+            with torch.inference_mode():
+                out = self.model.generate(
+                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                    max_new_tokens=settings.max_new_tokens, do_sample=False,
+                    eos_token_id=self.eos_id, pad_token_id=self.pad_id)
+            for r, i in enumerate(idx):
+                gen = out[r, n:].tolist()
+                by_index[i] = gen[:gen.index(self.eos_id)] if self.eos_id in gen else gen
+        results = [by_index[i] for i in range(len(prompts))]
+        return results

@@ -1,0 +1,237 @@
+"""The `tracetutor` command: one entry point, a subcommand per stage (DESIGN.md).
+
+Heavy libraries are imported inside the subcommand that needs them, so `tracetutor --help`
+and the data commands start fast and work without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _csv(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        return [int(x) for x in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"levels must be comma-separated integers, got {text!r}") from None
+
+
+# ---------------------------------------------------------------- data
+
+def cmd_data_synth(args) -> int:
+    from tracetutor.recipe import load_recipe
+    from tracetutor.train.synth import make_splits
+    from tracetutor.trace import save_traces
+
+    if args.recipe:
+        d = load_recipe(args.recipe).data
+        n, seed, levels, families, n_heldout = d.n_train, d.seed, d.levels, d.families, d.n_heldout
+    else:
+        n, seed, levels, families, n_heldout = args.n, args.seed, args.levels, args.families, args.heldout
+    if args.heldout is not None:
+        n_heldout = args.heldout
+    train, heldout = make_splits(n, n_heldout, seed, levels=tuple(levels), families=families)
+    save_traces(args.out, train)
+    msg = f"wrote {len(train)} traces to {args.out}"
+    if heldout:
+        held_out = args.heldout_out or Path(args.out).with_name(Path(args.out).stem + ".heldout.jsonl")
+        save_traces(held_out, heldout)
+        msg += f" and {len(heldout)} held-out traces to {held_out}"
+    print(msg, file=sys.stderr)
+    return 0
+
+
+def cmd_data_verify(args) -> int:
+    from tracetutor.verify import main_verify
+
+    return main_verify(args.file, as_json=args.json)
+
+
+# ---------------------------------------------------------------- train
+
+def cmd_train(args) -> int:
+    from tracetutor.recipe import load_recipe
+    from tracetutor.train.pipeline import prepare_data, prepare_model, prepare_tokenizer
+
+    recipe = load_recipe(args.model)
+    prepare_data(recipe)
+    prepare_tokenizer(recipe)
+    metrics = prepare_model(recipe, resume=args.resume, force=args.force)
+    _print_train(metrics, args.json)
+    return 0
+
+
+def _print_train(metrics: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({k: v for k, v in metrics.items() if k != "loss_curve"}))
+    else:
+        print(f"trained {metrics['recipe']}: {metrics['parameters'] / 1e6:.2f}M parameters, "
+              f"{metrics['steps']} steps, {metrics['tokens']:,} tokens in {metrics['train_seconds']:.0f} s "
+              f"({metrics['tokens_per_s']:,.0f} tokens/s), final loss {metrics['final_loss']:.4f}")
+
+
+# ---------------------------------------------------------------- chat
+
+def cmd_chat(args) -> int:
+    from tracetutor.runtime.engine import Done, Settings, Token, load
+
+    engine = load(args.model, args.variant, threads=args.threads)
+    settings = Settings(max_new_tokens=args.max_tokens, temperature=args.temperature,
+                        top_p=args.top_p, top_k=args.top_k, seed=args.seed)
+    for event in engine.stream(args.question, settings):
+        if isinstance(event, Token) and not args.json:
+            print(event.text, end="", flush=True)
+        if isinstance(event, Done):
+            done = event
+    if args.json:
+        print(json.dumps({"answer": done.answer, "steps": done.steps, "stats": done.stats}))
+    else:
+        if not done.text.endswith("\n"):
+            print()
+        if done.answer is None:
+            print("(no answer line)", file=sys.stderr)
+        s = done.stats
+        rate = f"{s['tokens_per_s']:.0f} tokens/s" if s["tokens_per_s"] else "-"
+        print(f"[{s['n_tokens']} tokens, first after {s['ttft_s'] * 1000:.0f} ms, {rate}, {done.stats['variant']}]",
+              file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- bench
+
+def cmd_bench(args) -> int:
+    from tracetutor.apps.bench import format_table, run_bench
+
+    report = run_bench(args.model, _csv(args.variants), args.problems, limit=args.limit, threads=args.threads)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.json").write_text(json.dumps(report, indent=1))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{report['n']} problems from {report['problems']}")
+        print(format_table(report))
+    return 0
+
+
+# ---------------------------------------------------------------- pipeline
+
+def cmd_pipeline(args) -> int:
+    """data → tokenizer → train → bench → report, each stage resuming from what is on disk."""
+    from tracetutor.apps.bench import format_table, run_bench
+    from tracetutor.apps.report import write_report
+    from tracetutor.recipe import load_recipe
+    from tracetutor.train.pipeline import prepare_data, prepare_model, prepare_tokenizer
+
+    recipe = load_recipe(args.model)
+    print(f"== {recipe.name}: data", file=sys.stderr)
+    prepare_data(recipe)
+    print(f"== {recipe.name}: tokenizer", file=sys.stderr)
+    prepare_tokenizer(recipe)
+    print(f"== {recipe.name}: train", file=sys.stderr)
+    metrics = prepare_model(recipe, force=args.force)
+    _print_train(metrics, False)
+    print(f"== {recipe.name}: bench (held-out)", file=sys.stderr)
+    report = run_bench(recipe.dir, ["torch-fp32"], "heldout")
+    (recipe.dir / "bench.json").write_text(json.dumps(report, indent=1))
+    print(format_table(report))
+    path = write_report(recipe)
+    print(f"report: {path}")
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tracetutor", description=(
+        "Train small models on verified step-by-step traces and tutor with them offline. "
+        "MODEL is a recipe name (tiny-tutor), a recipe file or a model folder."))
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="make, import and check traces")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    s = dsub.add_parser("synth", help="generate the verified synthetic curriculum")
+    s.add_argument("--recipe", help="take sizes, seed and levels from this recipe")
+    s.add_argument("--n", type=int, default=1000, help="training traces (default 1000)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--levels", type=_levels, default=[1, 2, 3, 4], help="difficulty levels, e.g. 1,2")
+    s.add_argument("--families", type=_csv, default=None, help="problem families (default all)")
+    s.add_argument("--heldout", type=int, default=None, help="also write this many held-out traces")
+    s.add_argument("--heldout-out", help="where the held-out traces go (default OUT.heldout.jsonl)")
+    s.add_argument("--out", required=True, help="output JSONL")
+    s.set_defaults(func=cmd_data_synth)
+    v = dsub.add_parser("verify", help="re-check every step and answer; exit 1 if any trace fails")
+    v.add_argument("file")
+    v.add_argument("--json", action="store_true", help="print {total, passed, failures} as JSON")
+    v.set_defaults(func=cmd_data_verify)
+
+    t = sub.add_parser("train", help="train a recipe's model (data and tokenizer first if missing)")
+    t.add_argument("model")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    t.add_argument("--force", action="store_true", help="retrain even if a trained model is on disk")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("chat", help="ask one question; streams the steps, ends with 'Answer: X'")
+    c.add_argument("model")
+    c.add_argument("question")
+    c.add_argument("--variant", default="torch-fp32")
+    c.add_argument("--max-tokens", type=int, default=192)
+    c.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
+    c.add_argument("--top-p", type=float, default=1.0)
+    c.add_argument("--top-k", type=int, default=0)
+    c.add_argument("--seed", type=int, default=None)
+    c.add_argument("--threads", type=int, default=None)
+    c.add_argument("--json", action="store_true", help="print {answer, steps, stats} as JSON")
+    c.set_defaults(func=cmd_chat)
+
+    b = sub.add_parser("bench", help="final-answer accuracy of variants on problems")
+    b.add_argument("model")
+    b.add_argument("--variants", default="torch-fp32", help="comma-separated variant names, or all")
+    b.add_argument("--problems", default="heldout", help="heldout or a JSONL file with question and answer")
+    b.add_argument("--limit", type=int, default=None, help="only the first N problems")
+    b.add_argument("--threads", type=int, default=None)
+    b.add_argument("--out", help="also write bench.json into this folder")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
+
+    pl = sub.add_parser("pipeline", help="data → tokenizer → train → bench → report for a recipe")
+    pl.add_argument("model")
+    pl.add_argument("--force", action="store_true", help="retrain even if a trained model is on disk")
+    pl.set_defaults(func=cmd_pipeline)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tracetutor.recipe import RecipeError
+    from tracetutor.trace import TraceFileError
+
+    args = build_parser().parse_args(argv)
+    errors: tuple = (RecipeError, TraceFileError, FileNotFoundError)
+    try:
+        from tracetutor.apps.bench import ProblemsError
+        from tracetutor.runtime.variants import VariantError
+
+        errors += (ProblemsError, VariantError)
+    except ImportError:
+        pass
+    try:
+        return args.func(args)
+    except errors as e:
+        print(f"tracetutor: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Recipes: one TOML file per model in models/, parsed into validated dataclasses.
+
+The signature is the config: every field has a default and a one-line docstring, and
+`__post_init__` rejects values that would fail later, naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MODES = ("traces", "answers")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be found or parsed; the message names the file and the field."""
+
+
+def _check(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise RecipeError(f"{where}: {msg}")
+
+
+@dataclass
+class DataConfig:
+    n_train: int = 40_000
+    """Synthetic training traces to generate."""
+    n_heldout: int = 400
+    """Held-out traces (disjoint from training by question) for evaluation."""
+    seed: int = 0
+    """Seed of the generator; the same seed gives the same traces."""
+    levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    """Difficulty levels to generate."""
+    families: list[str] | None = None
+    """Problem families to generate (None: all)."""
+
+    def __post_init__(self):
+        _check(self.n_train > 0, "data.n_train", f"must be positive, got {self.n_train}")
+        _check(self.n_heldout >= 0, "data.n_heldout", f"must be >= 0, got {self.n_heldout}")
+        _check(bool(self.levels) and all(1 <= lv <= 4 for lv in self.levels), "data.levels",
+               f"must be a non-empty list of levels 1..4, got {self.levels}")
+
+
+@dataclass
+class TokenizerConfig:
+    vocab_size: int = 1024
+    """Sentencepiece vocabulary size, special and byte-fallback tokens included."""
+
+    def __post_init__(self):
+        _check(self.vocab_size >= 300, "tokenizer.vocab_size",
+               f"must be >= 300 (256 byte-fallback pieces plus words), got {self.vocab_size}")
+
+
+@dataclass
+class ModelConfig:
+    hidden_size: int = 256
+    """Width; a multiple of 256 lets llama.cpp's K-quants apply to every matrix."""
+    intermediate_size: int = 768
+    """Width of the MLP; also a multiple of 256 for K-quants."""
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 4
+    max_len: int = 384
+    """Longest sequence (prompt and completion) in tokens."""
+    rope_theta: float = 10_000.0
+    tie_embeddings: bool = True
+
+    def __post_init__(self):
+        _check(self.hidden_size % self.num_heads == 0, "model.hidden_size",
+               f"{self.hidden_size} is not divisible by num_heads={self.num_heads}")
+        _check(self.num_heads % self.num_kv_heads == 0, "model.num_kv_heads",
+               f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}")
+        _check(self.num_layers > 0, "model.num_layers", "must be positive")
+
+    @property
+    def kquant_ready(self) -> bool:
+        return self.hidden_size % 256 == 0 and self.intermediate_size % 256 == 0
+
+
+@dataclass
+class Stage:
+    levels: list[int]
+    """Difficulty levels this stage teaches."""
+    examples: int
+    """Training examples drawn in this stage."""
+    replay: float = 0.25
+    """Share of the stage's examples drawn from earlier stages' levels."""
+
+    def __post_init__(self):
+        _check(bool(self.levels) and all(1 <= lv <= 4 for lv in self.levels), "train.stages.levels",
+               f"must be a non-empty list of levels 1..4, got {self.levels}")
+        _check(self.examples > 0, "train.stages.examples", f"must be positive, got {self.examples}")
+        _check(0.0 <= self.replay < 1.0, "train.stages.replay", f"must be in [0, 1), got {self.replay}")
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "traces"
+    """'traces' (step-by-step targets) or 'answers' (answer-only targets)."""
+    stages: list[Stage] = field(default_factory=lambda: [Stage(levels=[1, 2, 3, 4], examples=10_000)])
+    """The curriculum, easy to hard, run in order."""
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    min_lr_ratio: float = 0.1
+    """The cosine schedule decays to learning_rate * min_lr_ratio."""
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.1
+    seed: int = 0
+    save_every: int = 200
+    """Checkpoint every this many optimizer steps (and at the end)."""
+    precision: str = "auto"
+    """'auto': bf16 autocast on a GPU or a CPU with native bf16, fp32 otherwise."""
+
+    def __post_init__(self):
+        _check(self.mode in MODES, "train.mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")
+        _check(self.precision in PRECISIONS, "train.precision",
+               f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        _check(bool(self.stages), "train.stages", "at least one stage is needed")
+        _check(self.batch_size > 0, "train.batch_size", "must be positive")
+        _check(self.learning_rate > 0, "train.learning_rate", "must be positive")
+        _check(self.save_every > 0, "train.save_every", "must be positive")
+
+    @property
+    def total_examples(self) -> int:
+        return sum(s.examples for s in self.stages)
+
+
+@dataclass
+class Recipe:
+    name: str
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    compare: list[str] = field(default_factory=list)
+    """Other recipes whose held-out results the report shows beside this one's."""
+    path: Path | None = None
+    """The TOML file this recipe was read from."""
+
+    @property
+    def dir(self) -> Path:
+        """Where this recipe's artifacts live: models/<name>/ beside the recipe file."""
+        base = self.path.parent if self.path else models_dir()
+        return base / self.name
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("TRACETUTOR_MODELS", "models"))
+
+
+def _build(cls, table: dict, where: str):
+    """Build a dataclass from a TOML table, rejecting unknown keys by name."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - names)
+    _check(not unknown, where, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    try:
+        return cls(**table)
+    except TypeError as e:
+        raise RecipeError(f"{where}: {e}") from None
+
+
+def parse_recipe(table: dict, path: Path | None = None) -> Recipe:
+    where = str(path) if path else "recipe"
+    table = dict(table)
+    try:
+        for key, cls in (("data", DataConfig), ("tokenizer", TokenizerConfig), ("model", ModelConfig)):
+            if key in table:
+                table[key] = _build(cls, table[key], f"{where}: [{key}]")
+        if "train" in table:
+            train = dict(table["train"])
+            if "stages" in train:
+                train["stages"] = [_build(Stage, s, f"{where}: [[train.stages]] #{i + 1}")
+                                   for i, s in enumerate(train["stages"])]
+            table["train"] = _build(TrainConfig, train, f"{where}: [train]")
+        _check("name" in table, where, "missing field 'name'")
+        return _build(Recipe, {**table, "path": path}, where)
+    except RecipeError as e:
+        if str(e).startswith(where):
+            raise
+        raise RecipeError(f"{where}: {e}") from None
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """A recipe by name (models/<name>.toml) or by path to a .toml file."""
+    p = Path(name_or_path)
+    if p.suffix != ".toml":
+        p = models_dir() / f"{name_or_path}.toml"
+    if not p.is_file():
+        known = ", ".join(r.stem for r in sorted(models_dir().glob("*.toml"))) or "none"
+        raise RecipeError(f"no recipe {str(name_or_path)!r} (looked for {p}); recipes in {models_dir()}: {known}")
+    try:
+        table = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{p}: {e}") from None
+    return parse_recipe(table, p)
+
+
+def shipped_recipes() -> list[Path]:
+    return sorted(models_dir().glob("*.toml"))
+
+
+def resolve_model(model: str | Path) -> tuple[Path, Recipe | None]:
+    """A MODEL argument (recipe name, recipe file or model folder) as (folder, recipe or None)."""
+    p = Path(model)
+    if p.suffix == ".toml" or (not p.exists() and "/" not in str(model)):
+        recipe = load_recipe(model)
+        return recipe.dir, recipe
+    if p.is_dir():
+        toml = p.parent / f"{p.name}.toml"
+        return p, (load_recipe(toml) if toml.is_file() else None)
+    raise RecipeError(f"{model!r} is neither a recipe name, a recipe file nor a model folder")

@@ -1,0 +1,203 @@
+import json
+
+import pytest
+
+from tracetutor.trace import Trace
+from tracetutor.verify import find_claims, main_verify, trace_failures, verify_file, verify_step, verify_trace
+
+
+def trace(steps, answer, id="t"):
+    return Trace(id=id, question="q?", steps=steps, answer=answer)
+
+
+# Each claim form, true and false.
+@pytest.mark.parametrize(
+    "step, ok",
+    [
+        ("3 + 4 = 7", True),
+        ("3 + 4 = 8", False),
+        ("10 - 4 = 6", True),
+        ("10 - 4 = 5", False),
+        ("3 x 4 = 12", True),
+        ("3 x 4 = 13", False),
+        ("3 X 4 = 12", True),
+        ("3x4=12", True),
+        ("3 * 4 = 12", True),
+        ("3 * 4 = 11", False),
+        ("7 × 8 = 56", True),
+        ("7 × 8 = 54", False),
+        ("12 / 4 = 3", True),
+        ("12 / 4 = 4", False),
+        ("12 ÷ 4 = 3", True),
+        ("12 ÷ 4 = 2", False),
+        ("16 - 3 - 4 = 9", True),  # left to right
+        ("16 - 3 - 4 = 10", False),
+        ("2 + 3 x 4 = 14", True),  # precedence
+        ("2 + 3 x 4 = 20", False),
+        ("(2 + 3) x 4 = 20", True),
+        ("(2 + 3) x 4 = 14", False),
+        ("-3 + 5 = 2", True),
+        ("25% of 40 = 10", True),
+        ("25% of 40 = 12", False),
+        ("40 * 25% = 10", True),
+        ("40 * 25 / 100 = 10", True),
+        ("10% of $200 = $20", True),
+        ("$12.50 / 5 = $2.50", True),
+        ("$12.50 / 5 = $2.60", False),
+        ("1,200 + 300 = 1,500", True),
+        ("1,200 + 300 = 1,600", False),
+        ("1/2 of 30 = 15", True),
+        ("1/2 of 30 = 16", False),
+        ("1/2 = 50%", True),
+        ("2 x 3 = 6 x 1 = 6", True),  # every side of a chain has the same value
+        ("2 * 3 = 6 * 4 = 24", False),
+        ("10 / 3 = 3.33", True),  # a rounded decimal for a value with no finite expansion
+        ("2.45 + 0.01 = 2.5", False),  # but not for one that has one
+        ("3 times 4 = 12", True),
+        ("20 divided by 4 = 5", True),
+    ],
+)
+def test_claims_true_and_false(step, ok):
+    claims = find_claims(step)
+    assert len(claims) == 1, claims
+    assert claims[0].ok is ok
+    assert verify_step(step).ok is ok
+
+
+def test_false_claim_reason_gives_the_true_value():
+    check = verify_step("so 3 x 4 = 13 apples")
+    assert not check.ok
+    assert check.reason == "3 x 4 = 13 is false (3 x 4 = 12)"
+
+
+def test_division_by_zero_is_false_with_a_reason():
+    check = verify_step("48 / 0 = 5")
+    assert not check.ok
+    assert check.reason == "48 / 0 = 5 divides by zero"
+    assert not verify_step("<<48/(2-2)=0>>").ok
+
+
+def test_gsm8k_annotations_are_the_claims():
+    step = "Natalia sold 48/2 = <<48/2=24>>24 clips in May."
+    claims = find_claims(step)
+    assert [(c.text, c.ok) for c in claims] == [("48/2=24", True)]
+    assert verify_step("She sold 48/2 = <<48/2=25>>25 clips.").ok is False
+    assert verify_step("Each costs <<.25*40=10>>10 dollars").ok
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "She puts the apples in a box.",
+        "There are 12 apples.",
+        "x = 5",
+        "Let x be the number of boxes, so x = 5.",
+        "2 hours = 120 minutes",
+        "The train leaves at 2:30 and arrives at 4:15.",
+        "1:30 + 2 = 3:30",
+        "On 2024-03-05 she paid 12/25 of it.",
+        "3x + 4 = 10",
+        "",
+    ],
+)
+def test_steps_without_claims_pass(step):
+    assert find_claims(step) == []
+    assert verify_step(step).ok
+
+
+def test_words_around_claims_are_ignored():
+    step = "She has 16 eggs and eats 3, so 16 - 3 = 13 eggs are left."
+    assert [c.text for c in find_claims(step)] == ["16 - 3 = 13"]
+    step = "Step 2: 3 + 4 = 7 and 7 x 2 = 14."
+    assert [c.text for c in find_claims(step)] == ["3 + 4 = 7", "7 x 2 = 14"]
+    assert [c.result for c in find_claims("The total is 8 - 2 = 6.")] == [6]
+
+
+def test_x_is_an_operator_only_between_numbers():
+    assert [c.text for c in find_claims("The box holds 3 + 4 = 7 toys")] == ["3 + 4 = 7"]
+    assert verify_step("6 boxes x 4 = 24").ok
+    assert not verify_step("6 boxes x 4 = 25").ok
+    assert verify_step("5 apples + 3 apples = 8 apples").ok
+    assert not verify_step("5 apples + 3 apples = 9 apples").ok
+
+
+# --- traces ---------------------------------------------------------------------------------
+
+
+def test_answer_follows_the_last_claim():
+    good = trace(["3 x 4 = 12 apples", "12 + 12 = 24", "So she has 24 apples."], "24")
+    assert verify_trace(good) == {"answer": True, "steps": [True, True, True]}
+    assert trace_failures(good) == []
+    bad = trace(["3 x 4 = 12 apples", "12 + 12 = 24"], "25")
+    assert verify_trace(bad) == {"answer": False, "steps": [True, True]}
+    assert trace_failures(bad) == ["answer '25' does not match the last claim (12 + 12 = 24)"]
+
+
+def test_answer_is_compared_after_canonicalisation():
+    assert verify_trace(trace(["$12.50 x 4 = $50.00"], "$50"))["answer"]
+    assert verify_trace(trace(["3 / 4 = 0.75"], "3/4"))["answer"]
+    assert verify_trace(trace(["30 / 40 = 75%"], "75%"))["answer"]
+    assert verify_trace(trace(["<<48/2=24>>24 clips"], "24 clips"))["answer"]
+
+
+def test_false_step_is_reported_with_its_number():
+    t = trace(["3 x 4 = 12", "12 + 12 = 25"], "25")
+    assert verify_trace(t) == {"answer": True, "steps": [True, False]}
+    assert trace_failures(t) == ["step 2: 12 + 12 = 25 is false (12 + 12 = 24)"]
+
+
+def test_answer_without_claims_must_appear_in_the_last_step():
+    assert verify_trace(trace(["Count the apples.", "There are 7 apples."], "7"))["answer"]
+    assert not verify_trace(trace(["Count the apples.", "There are 7 apples."], "8"))["answer"]
+    assert verify_trace(trace(["The day after Monday is Tuesday."], "Tuesday"))["answer"]
+
+
+def test_answer_only_trace_passes():
+    assert verify_trace(trace([], "24")) == {"answer": True, "steps": []}
+
+
+def test_non_numeric_answer_fails_when_steps_compute():
+    t = trace(["3 + 4 = 7"], "seven")
+    assert verify_trace(t)["answer"] is False
+    assert trace_failures(t) == ["answer 'seven' is not a number the steps reach"]
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mixed_file(tmp_path):
+    good = {"id": "good", "question": "q?", "steps": ["3 x 4 = 12", "12 + 12 = 24"], "answer": "24"}
+    bad = {"id": "bad", "question": "q?", "steps": ["3 x 4 = 13"], "answer": "13"}
+    path = tmp_path / "traces.jsonl"
+    lines = [json.dumps(good), "", json.dumps(bad), "{not json", json.dumps(dict(good, id="good2"))]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_verify_file_counts_and_locates_failures(mixed_file):
+    report = verify_file(mixed_file)
+    assert report["total"] == 4
+    assert report["passed"] == 2
+    assert [(f["id"], f["line"]) for f in report["failures"]] == [("bad", 3), (None, 4)]
+    assert report["failures"][0]["reason"] == "step 1: 3 x 4 = 13 is false (3 x 4 = 12)"
+    assert "invalid JSON" in report["failures"][1]["reason"]
+
+
+def test_main_verify_text_and_json(mixed_file, capsys):
+    assert main_verify(mixed_file, as_json=False) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{mixed_file}:3 bad: step 1: 3 x 4 = 13 is false (3 x 4 = 12)"
+    assert out[1].startswith(f"{mixed_file}:4: invalid JSON")
+    assert out[-1] == "2/4 traces passed"
+
+    assert main_verify(mixed_file, as_json=True) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["total"] == 4 and report["passed"] == 2
+
+
+def test_main_verify_all_good(tmp_path, capsys):
+    path = tmp_path / "ok.jsonl"
+    path.write_text(json.dumps({"id": "a", "question": "q", "steps": ["2 + 2 = 4"], "answer": "4"}) + "\n")
+    assert main_verify(path, as_json=False) == 0
+    assert capsys.readouterr().out.strip() == "1/1 traces passed"

@@ -1,0 +1,111 @@
+"""From traces to training examples: chat rendering, loss masking, curriculum order, batching.
+
+Each example is the prompt's ids (the chat template up to the assistant turn) followed by the
+completion's ids and <|end|>; labels are -100 over the prompt, so the loss falls on the
+assistant turn only. The prompt is tokenized exactly as it is at inference time.
+
+The curriculum is an explicit order: stage by stage (easy to hard), each stage mixing in
+examples of earlier stages' levels, and within a stage batches of similar length (length
+grouping) so little compute goes to padding. The trainer then reads the examples in order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from tracetutor.trace import Trace, render_completion
+
+IGNORE = -100
+
+
+def encode_prompt(tokenizer, question: str) -> list[int]:
+    return tokenizer.apply_chat_template([{"role": "user", "content": question}],
+                                         tokenize=True, add_generation_prompt=True)
+
+
+def encode_example(tokenizer, trace: Trace, mode: str, max_len: int) -> dict | None:
+    """Token ids and masked labels of one trace; None when it does not fit in max_len."""
+    prompt = encode_prompt(tokenizer, trace.question)
+    completion = tokenizer.encode(render_completion(trace, mode), add_special_tokens=False)
+    completion.append(tokenizer.convert_tokens_to_ids("<|end|>"))
+    ids = prompt + completion
+    if len(ids) > max_len:
+        return None
+    return {"input_ids": ids, "labels": [IGNORE] * len(prompt) + completion}
+
+
+def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int) -> list[list[int]]:
+    """Batches of trace indices, stage after stage; within a stage, length-grouped batches.
+
+    `stages` are recipe Stage objects (levels, examples, replay). Each stage draws
+    `examples` traces: a `replay` share from the levels of earlier stages, the rest from its
+    own levels, cycling through a shuffled pool so every trace is used before any repeats.
+    """
+    rng = random.Random(seed)
+    by_level = defaultdict(list)
+    for i, t in enumerate(traces):
+        by_level[t.difficulty or 1].append(i)
+
+    pools: dict[tuple, list[int]] = {}
+
+    def draw(levels: tuple, n: int) -> list[int]:
+        out = []
+        members = [i for lv in levels for i in by_level.get(lv, [])]
+        if not members:
+            raise ValueError(f"no training traces at difficulty level(s) {list(levels)}")
+        while len(out) < n:
+            pool = pools.setdefault(levels, [])
+            if not pool:
+                pool.extend(members)
+                rng.shuffle(pool)
+            out.append(pool.pop())
+        return out
+
+    batches: list[list[int]] = []
+    seen_levels: list[int] = []
+    for stage in stages:
+        own = tuple(sorted(set(stage.levels)))
+        earlier = tuple(sorted(set(seen_levels) - set(own)))
+        n_replay = round(stage.examples * stage.replay) if earlier else 0
+        picked = draw(own, stage.examples - n_replay) + (draw(earlier, n_replay) if n_replay else [])
+        rng.shuffle(picked)
+        batches.extend(_length_grouped(picked, traces, batch_size, rng))
+        seen_levels.extend(stage.levels)
+    return batches
+
+
+def _length_grouped(indices, traces, batch_size, rng, megabatch=16):
+    """Sort each window of `megabatch` batches by length, cut into batches, shuffle them."""
+    def size(i):
+        t = traces[i]
+        return len(t.question) + sum(len(s) for s in t.steps)
+
+    out = []
+    window = batch_size * megabatch
+    for start in range(0, len(indices), window):
+        chunk = sorted(indices[start:start + window], key=size)
+        out.extend(chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size))
+    rng.shuffle(out)
+    return out
+
+
+class PadCollator:
+    """Right-pads a batch to its longest example; padding is masked from attention and loss."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, examples: list[dict]) -> dict:
+        import torch
+
+        n = max(len(e["input_ids"]) for e in examples)
+        ids = torch.full((len(examples), n), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(examples), n), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(examples), n), dtype=torch.long)
+        for r, e in enumerate(examples):
+            k = len(e["input_ids"])
+            ids[r, :k] = torch.tensor(e["input_ids"])
+            labels[r, :k] = torch.tensor(e["labels"])
+            mask[r, :k] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}

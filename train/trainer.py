@@ -1,0 +1,225 @@
+"""Train a recipe's model: a Llama-architecture transformers model from scratch, on the
+curriculum's stages in order, with the Hugging Face Trainer.
+
+Loss on the assistant turn only, length-grouped batches, cosine schedule to a floor,
+checkpoints every `save_every` steps and `--resume` from the last one, a progress bar with
+tokens/s, and the same result for the same seed. bf16 autocast where the hardware has it
+(a CUDA GPU, or a CPU with native bf16), fp32 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+from tracetutor.recipe import Recipe
+from tracetutor.trace import load_traces
+
+from .dataset import PadCollator, curriculum_order, encode_example
+
+
+def pick_precision(requested: str) -> str:
+    import torch
+
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    try:
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    except (AttributeError, RuntimeError):
+        return "fp32"
+
+
+def build_model(recipe: Recipe, tokenizer):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    m = recipe.model
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=m.hidden_size,
+        intermediate_size=m.intermediate_size,
+        num_hidden_layers=m.num_layers,
+        num_attention_heads=m.num_heads,
+        num_key_value_heads=m.num_kv_heads,
+        max_position_embeddings=m.max_len,
+        rope_theta=m.rope_theta,
+        tie_word_embeddings=m.tie_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        dtype="float32",
+    )
+    torch.manual_seed(recipe.train.seed)
+    return LlamaForCausalLM(config)
+
+
+class _BatchList:
+    """A dataset whose items are whole batches, read in curriculum order."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        return self.batches[i]
+
+
+def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
+          out_dir: Path | None = None, progress: bool = True) -> dict:
+    """Train `recipe` on its data (data_dir/train.jsonl, tokenizer in out_dir/tokenizer).
+
+    Writes the final model (safetensors, config, tokenizer, generation config) to out_dir and
+    returns the training metrics, also saved as out_dir/train_metrics.json.
+    """
+    import torch
+    from transformers import GenerationConfig, Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from .tokenizer import load_tokenizer
+
+    out_dir = Path(out_dir or recipe.dir)
+    data_dir = Path(data_dir or out_dir / "data")
+    ckpt_dir = out_dir / "checkpoints"
+    cfg = recipe.train
+    tokenizer = load_tokenizer(out_dir / "tokenizer")
+
+    traces = load_traces(data_dir / "train.jsonl")
+    examples, kept = [], []
+    for t in traces:
+        e = encode_example(tokenizer, t, cfg.mode, recipe.model.max_len)
+        if e is not None:
+            examples.append(e)
+            kept.append(t)
+    if len(kept) < len(traces):
+        print(f"skipped {len(traces) - len(kept)} traces longer than max_len={recipe.model.max_len}")
+    order = curriculum_order(kept, cfg.stages, cfg.batch_size, cfg.seed)
+    batches = _BatchList([[examples[i] for i in b] for b in order])
+    collate = PadCollator(tokenizer.pad_token_id)
+
+    precision = pick_precision(cfg.precision)
+    if resume and (not ckpt_dir.is_dir() or get_last_checkpoint(str(ckpt_dir)) is None):
+        print(f"no checkpoint in {ckpt_dir}; starting from scratch")
+        resume = False
+
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=1,  # one item is one length-grouped batch
+        max_steps=len(batches),
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type="cosine_with_min_lr",
+        lr_scheduler_kwargs={"min_lr_rate": cfg.min_lr_ratio},
+        warmup_ratio=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        adam_beta2=0.95,
+        max_grad_norm=1.0,
+        bf16=precision == "bf16",
+        use_cpu=not torch.cuda.is_available(),
+        save_steps=cfg.save_every,
+        save_total_limit=2,
+        logging_steps=max(1, min(50, len(batches) // 50)),
+        report_to=[],
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        disable_tqdm=True,  # replaced by the bar below, which shows tokens/s
+    )
+
+    class SequentialTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            return torch.utils.data.SequentialSampler(train_dataset or self.train_dataset)
+
+    LossLog, TokensPerSecondBar = _callbacks()
+    log: list[dict] = []
+    model = build_model(recipe, tokenizer)
+    trainer = SequentialTrainer(
+        model=model, args=args, train_dataset=batches,
+        data_collator=lambda items: collate(items[0]),
+        callbacks=[LossLog(log)] + ([TokensPerSecondBar()] if progress else []),
+    )
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)  # the bar and loss_curve replace its dict dumps
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{recipe.name}: {n_params / 1e6:.2f}M parameters, {len(kept)} traces, {len(batches)} steps "
+          f"of {cfg.batch_size}, mode={cfg.mode}, precision={precision}, device={args.device}")
+
+    start = time.time()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="mtime may not be reliable")
+        warnings.filterwarnings("ignore", message="To copy construct from a tensor")
+        result = trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = time.time() - start
+
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=160)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    tokens = trainer.state.num_input_tokens_seen
+    metrics = {
+        "recipe": recipe.name,
+        "mode": cfg.mode,
+        "parameters": n_params,
+        "steps": trainer.state.global_step,
+        "examples": sum(len(b) for b in order),
+        "tokens": int(tokens),
+        "train_seconds": round(seconds, 1),
+        "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None,
+        "final_loss": result.training_loss if not log else log[-1]["loss"],
+        "precision": precision,
+        "device": str(args.device),
+        "resumed": bool(resume),
+        "loss_curve": log,
+    }
+    (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
+
+
+def _callbacks():
+    """The training callbacks; built on call because they subclass a transformers class."""
+    from transformers import TrainerCallback
+
+    class LossLog(TrainerCallback):
+        def __init__(self, log):
+            self.log = log
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.log.append({"step": state.global_step, "loss": round(logs["loss"], 4),
+                                 "lr": logs.get("learning_rate"), "tokens": int(state.num_input_tokens_seen)})
+
+    class TokensPerSecondBar(TrainerCallback):
+        """A tqdm bar over optimizer steps showing loss and tokens/s (ETA comes from tqdm)."""
+
+        def on_train_begin(self, args, state, control, **kw):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train",
+                            dynamic_ncols=True, unit="step")
+            self.t0, self.tok0 = time.time(), state.num_input_tokens_seen
+            self.loss = math.nan
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.loss = logs["loss"]
+
+        def on_step_end(self, args, state, control, **kw):
+            rate = (state.num_input_tokens_seen - self.tok0) / max(time.time() - self.t0, 1e-9)
+            self.bar.set_postfix(loss=f"{self.loss:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+            self.bar.update(state.global_step - self.bar.n)
+
+        def on_train_end(self, args, state, control, **kw):
+            self.bar.close()
+
+    return LossLog, TokensPerSecondBar
+
