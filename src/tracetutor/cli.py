@@ -34,7 +34,7 @@ def cmd_data_synth(args) -> int:
         d = load_recipe(args.recipe).data
         n, seed, levels, families, n_heldout = d.n_train, d.seed, d.levels, d.families, d.n_heldout
     else:
-        n, seed, levels, families, n_heldout = args.n, args.seed, args.levels, args.families, args.heldout
+        n, seed, levels, families, n_heldout = args.n, args.seed, args.levels, args.families, 0
     if args.heldout is not None:
         n_heldout = args.heldout
     train, heldout = make_splits(n, n_heldout, seed, levels=tuple(levels), families=families)

@@ -1,0 +1,66 @@
+import json
+import shutil
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from tracetutor.recipe import load_recipe
+from tracetutor.train.dataset import IGNORE, curriculum_order, encode_example
+from tracetutor.train.tokenizer import load_tokenizer
+from tracetutor.train.trainer import train
+from tracetutor.trace import load_traces
+
+
+def test_micro_model_trains_and_its_loss_falls(trained_micro):
+    recipe, metrics = trained_micro
+    curve = [p["loss"] for p in metrics["loss_curve"]]
+    assert len(curve) >= 5
+    first, last = sum(curve[:3]) / 3, sum(curve[-3:]) / 3
+    assert last < 0.7 * first, f"loss went from {first:.3f} to {last:.3f}"
+    assert metrics["tokens"] > 0 and metrics["tokens_per_s"] > 0
+    assert (recipe.dir / "model.safetensors").is_file() and (recipe.dir / "tokenizer.json").is_file()
+
+
+def test_loss_is_on_the_assistant_turn_only(trained_micro):
+    recipe, _ = trained_micro
+    tok = load_tokenizer(recipe.dir)
+    trace = load_traces(recipe.dir / "data" / "train.jsonl")[0]
+    for mode in ("traces", "answers"):
+        e = encode_example(tok, trace, mode, 512)
+        target = [t for t, lab in zip(e["input_ids"], e["labels"]) if lab != IGNORE]
+        text = tok.decode(target, skip_special_tokens=False)
+        assert text.endswith("<|end|>")
+        assert trace.question not in text
+        assert ("Step 1:" in text) == (mode == "traces") and f"Answer: {trace.answer}" in text
+
+
+def test_curriculum_runs_easy_to_hard(trained_micro):
+    recipe, _ = trained_micro
+    traces = load_traces(recipe.dir / "data" / "train.jsonl")
+    batches = curriculum_order(traces, recipe.train.stages, recipe.train.batch_size, seed=0)
+    n_first = recipe.train.stages[0].examples // recipe.train.batch_size
+    first = [traces[i].difficulty for b in batches[:n_first] for i in b]
+    later = [traces[i].difficulty for b in batches[n_first:] for i in b]
+    assert set(first) == {1}
+    assert later.count(2) >= later.count(1) > 0  # stage two mixes in earlier levels
+    assert sum(len(b) for b in batches) == recipe.train.total_examples
+
+
+def test_resume_continues_from_the_checkpoint_to_the_same_weights(trained_micro, tmp_path):
+    from safetensors.torch import load_file
+
+    recipe, metrics = trained_micro
+    done = load_file(recipe.dir / "model.safetensors")
+    # a copy of the run, cut short after its second checkpoint
+    copy_root = tmp_path / "models"
+    shutil.copytree(recipe.dir.parent, copy_root)
+    cut = load_recipe(copy_root / "micro.toml")
+    steps = sorted(int(p.name.split("-")[1]) for p in (cut.dir / "checkpoints").glob("checkpoint-*"))
+    (cut.dir / "model.safetensors").unlink()
+    shutil.rmtree(cut.dir / "checkpoints" / f"checkpoint-{steps[-1]}")
+    resumed = train(cut, resume=True, progress=False)
+    assert resumed["resumed"] and resumed["steps"] == metrics["steps"]
+    again = load_file(cut.dir / "model.safetensors")
+    for name, tensor in done.items():
+        torch.testing.assert_close(again[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
