@@ -143,7 +143,7 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     log: list[dict] = []
     model = build_model(recipe, tokenizer)
     trainer = SequentialTrainer(
-        model=model, args=args, train_dataset=batches,
+        model=model, args=args, train_dataset=batches, processing_class=tokenizer,
         data_collator=lambda items: collate(items[0]),
         callbacks=[LossLog(log)] + ([TokensPerSecondBar()] if progress else []),
     )
