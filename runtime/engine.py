@@ -174,7 +174,13 @@ def load(model: str | Path, variant: str = TORCH, *, threads: int | None = None)
             from .torch_backend import TorchBackend
 
             backend = TorchBackend(path, threads=threads)
+        elif variant.startswith("onnx-"):
+            from .onnx_backend import OnnxBackend
+
+            backend = OnnxBackend(path, threads=threads)
         else:
-            raise NotImplementedError(f"no backend for {variant!r} yet")
+            from .llama_backend import LlamaCppBackend
+
+            backend = LlamaCppBackend(path, threads=threads)
         _CACHE[key] = Engine(backend, variant)
     return _CACHE[key]

@@ -29,6 +29,18 @@ class TorchBackend:
         return self.tokenizer.apply_chat_template([{"role": "user", "content": question}],
                                                   tokenize=True, add_generation_prompt=True)
 
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        """Ids of `text`; with `special`, special-token text such as <|end|> becomes its id."""
+        if special:
+            return self.tokenizer.encode(text, add_special_tokens=False)
+        return self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
+
+    def logits(self, ids: list[int]):
+        """Next-token logits at every position of `ids` (teacher forcing), as a numpy array."""
+        with self.torch.inference_mode():
+            out = self.model(input_ids=self.torch.tensor([ids], device=self.device))
+        return out.logits[0].float().cpu().numpy()
+
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 

@@ -68,11 +68,12 @@ def test_every_claim_keeps_the_learnability_bounds(traces):
             label, op, numbers, result = claim(step)
             assert 1 <= len(label.split()) <= 4, f"label too long: {step!r}"
             assert NAME.sub("", label) == NAME.sub("", label).lower(), f"label not lowercase: {step!r}"
-            assert 1 <= result < CAP[t.difficulty], (t.id, step)
-            if op == "%":
-                assert numbers[0] in (10, 20, 25, 50, 75) and 1 <= numbers[1] < 1000, step
+            cap = CAP[t.difficulty]
+            assert 1 <= result < cap, (t.id, step)
+            if op == "%":  # the percent names the operation; its base is a number of the step
+                assert numbers[0] in (10, 20, 25, 50, 75) and 1 <= numbers[1] < cap, (t.id, step)
                 continue
-            assert all(1 <= n < 1000 for n in numbers), step
+            assert all(1 <= n < cap for n in numbers), (t.id, step)
             if op == "x":
                 assert 2 <= min(numbers) <= 12, f"multiplication needs a factor of 2..12: {step!r}"
             if op == "/":
@@ -114,6 +115,10 @@ def test_difficulty_grows_in_steps_and_in_number_size(traces):
     for d in (2, 3, 4):
         assert statistics.mean(x for (_, level), v in biggest.items() if level == d for x in v) > \
             statistics.mean(x for (_, level), v in biggest.items() if level == d - 1 for x in v)
+    # the numbers use the room below each level's cap rather than cluster at small values
+    for d in LEVELS:
+        tops = [x for (_, level), v in biggest.items() if level == d for x in v]
+        assert sum(x >= CAP[d] // 2 for x in tops) > 0.35 * len(tops), d
 
 
 def skeleton(question: str) -> str:

@@ -1,30 +1,37 @@
 """The synthetic curriculum (`tracetutor data synth`): textbook word problems with their steps.
 
 A family turns `(rng, difficulty)` into `(question, steps, answer)`. Difficulty 1..4 grows the
-number of dependent steps (1, 2, 3, then 4 or 5) and the size of the numbers (every result below
-50, 200, 500, 1000). The wording of the questions
-varies a lot; the steps never do. A step is one claim, `short label: a op b = c`, and the last
-result is the answer. Every claim keeps to what a tiny model can learn digit by digit:
+number of dependent steps (1, 2, 3, then 4 or 5) and the size of the numbers: every number in a
+step of a level is below its cap (20, 50, 100, 200), and the draws of each level reach up to its
+cap. The wording of the questions varies a lot; the steps never do. A step is one claim,
+`short label: a op b = c`, and the last result is the answer. Every claim keeps to what a tiny
+model can learn digit by digit:
 
-- operands and results are whole numbers from 1 to 999;
+- operands and results are whole numbers from 1 to just below the level's cap: a model of a few
+  million parameters trained for minutes on a CPU learns arithmetic on such numbers reliably,
+  and the method (which numbers, which operation, in which order) is what the curriculum teaches;
 - a multiplication has a factor from 2 to 12; a division has a divisor from 2 to 12 and no
   remainder;
-- a percentage is 10, 20, 25, 50 or 75 percent of a base it divides exactly (`25% of 80 = 20`);
+- a percentage is 10, 20, 25, 50 or 75 percent (the percent names the operation) of a base below
+  the cap that it divides exactly (`25% of 80 = 20`);
 - a step has one operation, except a sum of three terms (`12 + 7 + 9 = 28`).
 
-A family draws its numbers freely within ranges for the level; `Work` rejects a draw that
-breaks a rule, and the family draws again.
+Each family draws its numbers from ranges written for the level's cap, most of them chosen so
+that every step keeps the rules by construction. `Work` still checks every claim; a draw that
+breaks a rule raises `Redraw`, and the family draws again. At level 1 there are few problems
+with numbers below 20, so the names, things and sentences make the questions distinct.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from functools import lru_cache
 from math import gcd
 
 from tracetutor.trace import Trace
 
-CAP = {1: 50, 2: 200, 3: 500, 4: 1000}  # every result of a level is below its cap
+CAP = {1: 20, 2: 50, 3: 100, 4: 200}  # every number in a step of a level is below its cap
 PERCENTS = (10, 20, 25, 50, 75)
 
 NAMES = [
@@ -55,7 +62,7 @@ class Work:
         self.result = 0
 
     def _claim(self, label: str, expr: str, operands, result: int) -> int:
-        if not all(1 <= v < 1000 for v in operands) or not 1 <= result < self.cap:
+        if not all(1 <= v < self.cap for v in operands) or not 1 <= result < self.cap:
             raise Redraw
         self.steps.append(f"{label}: {expr} = {result}")
         self.result = result
@@ -148,10 +155,43 @@ def top(difficulty: int, *tops: int) -> int:
     return tops[difficulty - 1]
 
 
+def num(rng: random.Random, low: int, high: int) -> int:
+    """A whole number from `low` to `high`, or a redraw when the range is empty."""
+    if high < low:
+        raise Redraw
+    return rng.randint(low, high)
+
+
+def pick(rng: random.Random, options):
+    """One of the options, or a redraw when there is none."""
+    options = list(options)
+    if not options:
+        raise Redraw
+    return rng.choice(options)
+
+
+def factors(rng: random.Random, most: int, factor: int = 12, least: int = 2) -> tuple[int, int]:
+    """(a factor from 2 to `factor`, a number from `least`) whose product is at most `most`.
+
+    The factor is drawn first, then the other number up to what the product allows, so the
+    products spread over the whole range up to `most`.
+    """
+    a = num(rng, 2, min(factor, most // least))
+    return a, num(rng, least, most // a)
+
+
+# round amounts a buyer hands over: fives up to 50, then tens
+ROUND_AMOUNTS = tuple(range(5, 50, 5)) + tuple(range(50, 200, 10))
+
+
+def most_to_pay(cap: int) -> int:
+    """The largest total that a round payment below `cap` still covers with change."""
+    return max(a for a in ROUND_AMOUNTS if a < cap) - 1
+
+
 def payment(rng: random.Random, total: int, cap: int) -> int:
-    """A round amount above `total` that a buyer might hand over."""
-    amounts = [5, 10, 20, 50, 100, 200, 500] + list(range(300, 1000, 100))
-    options = sorted({a for a in amounts if total < a < min(1000, total + cap)})
+    """A round amount above `total` and below `cap` that a buyer might hand over."""
+    options = [a for a in ROUND_AMOUNTS if total < a < cap]
     if not options:
         raise Redraw
     return rng.choice(options[:2])
@@ -243,14 +283,14 @@ SHOPS = {
 GOODS_BY_KG = ["rice", "flour", "apples", "potatoes", "cheese", "tomatoes", "grapes", "carrots", "onions", "beans"]
 
 
-def _line(rng, shop, difficulty):
-    """One line of a shopping list: quantity, item and price."""
-    q = rng.randint(2, top(difficulty, 5, 8, 12, 12))
-    p = rng.randint(2, top(difficulty, 9, 25, 60, 150))
+def _line(rng, shop, most, taken):
+    """One line of a shopping list: quantity, item and price, costing at most `most`, an item not
+    yet in `taken`."""
+    q, p = factors(rng, most)
     if shop == "the market" and rng.random() < 0.4:
-        good = rng.choice(GOODS_BY_KG)
+        good = pick(rng, [g for g in GOODS_BY_KG if g not in taken])
         return dict(q=q, p=p, sg=good, pl=good, kg=True)
-    sg, pl = rng.choice(SHOPS[shop])
+    sg, pl = pick(rng, [(sg, pl) for sg, pl in SHOPS[shop] if pl not in taken])
     return dict(q=q, p=p, sg=sg, pl=pl, kg=False)
 
 
@@ -284,20 +324,20 @@ def shopping(rng: random.Random, difficulty: int) -> tuple[str, Work]:
              3: rng.choice([(2, False, False), (1, True, True)]),
              4: rng.choice([(2, False, True), (3, False, True)])}[difficulty]
     n_lines, single, change = shape
+    # the lines share what can be spent: each takes part of what is left, then the order is mixed
+    left = most_to_pay(work.cap) if change else work.cap - 1
     lines = []
-    for _ in range(n_lines):
-        line = _line(rng, shop, difficulty)
-        if any(line["pl"] == other["pl"] for other in lines):
-            raise Redraw
+    for i in range(n_lines):
+        line = _line(rng, shop, left - 4 * (n_lines - 1 - i) - 2 * single, {other["pl"] for other in lines})
+        left -= line["q"] * line["p"]
         lines.append(line)
+    rng.shuffle(lines)
     # the label names the thing itself: "cost of seeds" for packets of seeds
     costs = [work.mul(f"cost of {line['pl'].split(' of ')[-1]}", line["q"], line["p"]) for line in lines]
     item = None
     if single:
-        sg, _ = rng.choice(SHOPS[shop])
-        item = dict(sg=sg, p=rng.randint(2, top(difficulty, 45, 90, 200, 400)))
-        if any(sg == line["sg"] for line in lines):
-            raise Redraw
+        sg, _ = pick(rng, [(sg, pl) for sg, pl in SHOPS[shop] if sg not in {line["sg"] for line in lines}])
+        item = dict(sg=sg, p=num(rng, 2 if lines else 3, left))
         costs.append(item["p"])
     total = work.add("total cost", *costs) if len(costs) > 1 else costs[0]
 
@@ -382,10 +422,11 @@ def groups(rng: random.Random, difficulty: int) -> tuple[str, Work]:
              2: rng.choice(["packs used", "packs loose", "packs share"]),
              3: rng.choice(["kinds", "packs used share"]),
              4: rng.choice(["kinds share", "kinds used share"])}[difficulty]
+    cap = work.cap
     facts = []
     if shape in ("share", "fill"):
-        k = rng.randint(2, 12)
-        total = k * rng.randint(2, top(difficulty, 12, 30, 60, 120))
+        k, each = factors(rng, cap - 1)
+        total = k * each
         if shape == "share":
             work.div(f"{things} each", total, k)
             facts.append(rng.choice([
@@ -406,8 +447,10 @@ def groups(rng: random.Random, difficulty: int) -> tuple[str, Work]:
                                 f"How many full {boxes} does {name} get?"])
         return paragraph(*facts, asked), work
 
+    # room left for what the later steps add: loose things
+    most = cap - 1 - (2 if shape.endswith("loose") else 0)
     if shape.startswith("packs"):
-        q, k = rng.randint(2, 12), rng.randint(2, top(difficulty, 12, 25, 45, 80))
+        q, k = factors(rng, most)
         total = work.mul(f"{things} in the {boxes}", q, k)
         facts.append(rng.choice([
             f"{name} has {q} {boxes} of {things} with {k} {things} in each.",
@@ -417,7 +460,8 @@ def groups(rng: random.Random, difficulty: int) -> tuple[str, Work]:
         ]))
     else:
         c1, c2 = rng.sample(kinds, 2)
-        (q1, k1), (q2, k2) = [(rng.randint(2, 12), rng.randint(2, top(difficulty, 9, 20, 30, 60))) for _ in "ab"]
+        q1, k1 = factors(rng, most - 4)
+        q2, k2 = factors(rng, most - q1 * k1)
         first = work.mul(f"{c1} {things}", q1, k1)
         second = work.mul(f"{c2} {things}", q2, k2)
         total = work.add(f"total {things}", first, second)
@@ -427,19 +471,21 @@ def groups(rng: random.Random, difficulty: int) -> tuple[str, Work]:
             f"{name} buys {q1} {boxes} of {c1} {things} and {q2} {boxes} of {c2} {things}. A {box} of {c1} {things} holds {k1} and a {box} of {c2} {things} holds {k2}.",
         ]))
     if shape.endswith("loose"):
-        extra = rng.randint(2, top(difficulty, 20, 60, 100, 200))
+        extra = num(rng, 2, cap - 1 - total)
         work.add(f"total {things}", total, extra)
         facts.append(rng.choice([f"there are also {extra} loose {things}.", f"{name} has {extra} more {things} that are not in a {box}."]))
         asked = rng.choice([f"How many {things} are there in all?", f"How many {things} does {name} have altogether?"])
     elif shape.endswith("share"):
-        k = rng.randint(2, 12)
         left = total
-        if "used" in shape:
-            left = k * rng.randint(1, max(1, (total - 1) // k))
+        if "used" in shape:  # what is left after some are used shares exactly
+            k = num(rng, 2, min(12, (total - 1) // 2))
+            left = k * num(rng, 2, (total - 1) // k)
             used = total - left
             work.sub(f"{things} left", total, used)
             facts.append(rng.choice([f"{name} uses {used} of them.", f"{used} of the {things} are given away first.",
                                      f"{name} keeps {used} {things} aside."]))
+        else:  # the total shares exactly
+            k = pick(rng, [k for k in range(2, 13) if total % k == 0 and total > k])
         work.div(f"{things} each", left, k)
         facts.append(rng.choice([
             f"the {'other ' if 'used' in shape else ''}{things} are shared equally among {k} {sharers}.",
@@ -447,7 +493,7 @@ def groups(rng: random.Random, difficulty: int) -> tuple[str, Work]:
         ]))
         asked = rng.choice([f"How many {things} does each {sharer} get?", f"How many {things} are there for each {sharer}?"])
     elif shape.endswith("used"):
-        used = rng.randint(2, max(2, total - 1))
+        used = num(rng, 2, total - 1)
         work.sub(f"{things} left", total, used)
         facts.append(rng.choice([f"{name} uses {used} of them.", f"{name} gives away {used} {things}.",
                                  f"{used} of the {things} get broken."]))
@@ -468,14 +514,18 @@ RATE_SCENES = [  # (who does it, what is counted, per what, step label, (bigger 
     ("{name} reads", "pages", "day", "pages read", ("week", 7)),
     ("{name} earns", "dollars", "hour", "money earned", None),
     ("{name} saves", "euros", "week", "money saved", None),
-    ("a machine fills", "bottles", "minute", "bottles filled", ("hour", 60)),
-    ("a tap pours", "litres", "minute", "water poured", ("hour", 60)),
-    ("a printer prints", "pages", "minute", "pages printed", ("hour", 60)),
+    ("a machine fills", "bottles", "minute", "bottles filled", None),
+    ("a tap pours", "litres", "minute", "water poured", None),
+    ("a printer prints", "pages", "minute", "pages printed", None),
     ("a baker makes", "loaves", "hour", "loaves made", None),
     ("{name} runs", "laps", "day", "laps run", ("week", 7)),
     ("{name} practises for", "minutes", "day", "minutes practised", ("week", 7)),
-    ("a pump moves", "litres", "minute", "water pumped", ("hour", 60)),
+    ("a pump moves", "litres", "minute", "water pumped", None),
     ("{name} knits", "rows", "hour", "rows knitted", None),
+    ("the hens on a farm lay", "eggs", "day", "eggs laid", ("week", 7)),
+    ("a cafe sells", "cakes", "day", "cakes sold", ("week", 7)),
+    ("{name} writes", "pages", "day", "pages written", ("week", 7)),
+    ("{name} swims", "lengths", "day", "lengths swum", ("week", 7)),
 ]
 
 
@@ -489,24 +539,29 @@ def _rate(rng, does, r, thing, per) -> str:
 def rates(rng: random.Random, difficulty: int) -> tuple[str, Work]:
     """Rate times time, the rate from a total, unit conversion, periods at two rates, a goal."""
     work = Work(difficulty)
+    cap = work.cap
     name = rng.choice(NAMES)
-    does, thing, per, label, bigger = rng.choice(RATE_SCENES)
+    shape = {1: rng.choice(["times", "rate"]),
+             2: rng.choice(["convert", "unitary", "unitary time"]),
+             3: rng.choice(["two periods", "goal time"]),
+             4: rng.choice(["two periods left", "three periods left"])}[difficulty]
+    # a conversion to a bigger unit only where two of them at two a unit stay below the cap
+    scenes = [s for s in RATE_SCENES if s[4] and 4 * s[4][1] < cap] if shape == "convert" else RATE_SCENES
+    does, thing, per, label, bigger = rng.choice(scenes)
     does = does.format(name=name)
     pers = per + "s"
-    r = rng.randint(2, top(difficulty, 12, 30, 60, 120))
-    t = rng.randint(2, 12)
     how_many = rng.choice([
         "How many {thing} is that in {t} {pers}?", "How many {thing} in {t} {pers}?",
         "How many {thing} in total after {t} {pers}?", "What is the total number of {thing} after {t} {pers}?",
     ])
-    shape = {1: rng.choice(["times", "rate"]),
-             2: rng.choice(["convert", "unitary"]),
-             3: rng.choice(["two periods", "goal time"]),
-             4: rng.choice(["two periods left", "three periods left"])}[difficulty]
     if shape == "times":
+        t, r = factors(rng, cap - 1)
+        if rng.random() < 0.5:
+            t, r = r, t
         work.mul(label, t, r)
         return paragraph(_rate(rng, does, r, thing, per) + ".", how_many.format(thing=thing, t=t, pers=pers)), work
     if shape == "rate":
+        t, r = factors(rng, cap - 1)
         total = t * r  # drawn as a product so that the rate is whole
         work.div(f"{thing} per {per}", total, t)
         told = rng.choice([f"{does} {total} {thing} in {t} {pers}.", f"in {t} {pers}, {does} {total} {thing}."])
@@ -514,10 +569,9 @@ def rates(rng: random.Random, difficulty: int) -> tuple[str, Work]:
                             f"How many {thing} is that each {per}, at a steady rate?"])
         return paragraph(told, asked), work
     if shape == "convert":
-        if bigger is None:
-            raise Redraw
         unit, size = bigger
-        t, r = rng.randint(2, 4), rng.randint(2, 12)
+        t = num(rng, 2, (cap - 1) // (2 * size))
+        r = num(rng, 2, (cap - 1) // (t * size))
         n = work.mul(f"{pers} in {unit}s", t, size)
         work.mul(label, n, r)
         return paragraph(_rate(rng, does, r, thing, per) + ".",
@@ -525,16 +579,29 @@ def rates(rng: random.Random, difficulty: int) -> tuple[str, Work]:
                                      "At this rate, how many {thing} in {t} {unit}s?"]).format(
                              thing=thing, t=t, unit=unit)), work
     if shape == "unitary":
-        t1, t2 = rng.sample(range(2, 13), 2)
+        r = num(rng, 2, (cap - 1) // 3)
+        t1, t2 = rng.sample(range(2, min(12, (cap - 1) // r) + 1), 2)
         rate = work.div(f"{thing} per {per}", t1 * r, t1)
         work.mul(label, t2, rate)
         told = rng.choice([f"{does} {t1 * r} {thing} in {t1} {pers}.", f"in {t1} {pers}, {does} {t1 * r} {thing}."])
         asked = rng.choice([f"At the same rate, how many {thing} in {t2} {pers}?",
                             f"How many {thing} in {t2} {pers} at the same rate?"])
         return paragraph(told, asked), work
+    if shape == "unitary time":  # the rate from one total, then the time another total takes
+        r = num(rng, 2, min(12, (cap - 1) // 3))
+        t1, t2 = rng.sample(range(2, min(12, (cap - 1) // r) + 1), 2)
+        rate = work.div(f"{thing} per {per}", t1 * r, t1)
+        work.div(f"{pers} needed", t2 * r, rate)
+        told = rng.choice([f"{does} {t1 * r} {thing} in {t1} {pers}.", f"in {t1} {pers}, {does} {t1 * r} {thing}."])
+        asked = rng.choice([f"At the same rate, how many {pers} does it take to reach {t2 * r} {thing}?",
+                            f"How many {pers} are needed for {t2 * r} {thing} at the same rate?"])
+        return paragraph(told, asked), work
     if shape == "goal time":
+        r = num(rng, 2, min(12, (cap - 1) // 4))
+        t = num(rng, 2, (cap - 1) // r - 2)
+        more = num(rng, 2, min(12, (cap - 1) // r - t))
         done = work.mul(f"{thing} so far", t, r)
-        left = r * rng.randint(2, 12)
+        left = r * more
         goal = done + left
         work.sub(f"{thing} left", goal, done)
         work.div(f"{pers} needed", left, r)
@@ -545,7 +612,16 @@ def rates(rng: random.Random, difficulty: int) -> tuple[str, Work]:
         return paragraph(told, asked), work
     # periods at different rates, then maybe what is left of a goal
     k = 3 if shape.startswith("three") else 2
-    periods = [(rng.randint(2, 12), rng.randint(2, top(difficulty, 12, 20, 40, 80))) for _ in range(k)]
+    # the periods share what stays below the cap, less room for the goal; then the order is mixed
+    left = cap - 1 - (2 if shape.endswith("left") else 0)
+    periods = []
+    for i in range(k):
+        t, rate = factors(rng, left - 4 * (k - 1 - i))
+        if rng.random() < 0.5:
+            t, rate = rate, t
+        left -= t * rate
+        periods.append((t, rate))
+    rng.shuffle(periods)
     ordinals = ["first", "second", "third"]
     parts = [work.mul(f"{ordinals[i]} part", t, rate) for i, (t, rate) in enumerate(periods)]
     total = work.add(f"total {thing}", *parts)
@@ -555,7 +631,7 @@ def rates(rng: random.Random, difficulty: int) -> tuple[str, Work]:
                                 f"then for {t} {pers} at {rate} {thing} per {per}"]))
     facts = [", ".join(told) + "."]
     if shape.endswith("left"):
-        goal = total + rng.randint(2, top(difficulty, 20, 60, 200, 400))
+        goal = total + num(rng, 2, cap - 1 - total)
         work.sub(f"{thing} left", goal, total)
         facts.insert(rng.randint(0, 1), rng.choice([f"the goal is {goal} {thing}.", f"the target is {goal} {thing} in all."]))
         asked = rng.choice([f"How many more {thing} are needed to reach the goal?", f"How many {thing} are still to go?"])
@@ -592,6 +668,38 @@ def _multiple_for(p: int) -> int:
     return 100 // gcd(p, 100)
 
 
+_PERCENT_PAIRS = [(p1, p2) for p1 in PERCENTS for p2 in PERCENTS]
+
+
+@lru_cache(maxsize=None)
+def _group_sizes(difficulty: int, p1: int, p2: int) -> list[int]:
+    """The sizes of a group that keep every part whole and below the cap: p1 percent of it, the
+    rest, and from level 3 p2 percent of the rest and what remains."""
+    sizes = []
+    for base in range(_multiple_for(p1), CAP[difficulty], _multiple_for(p1)):
+        rest = base - base * p1 // 100
+        if difficulty < 3 or rest * p2 % 100 == 0:
+            sizes.append(base)
+    return sizes
+
+
+@lru_cache(maxsize=None)
+def _prices(difficulty: int, p: int, rise: bool) -> list[int]:
+    """The prices that p percent off (or, with `rise`, p percent on, at most 50) keeps whole and
+    below the cap; from level 3 leaving room to buy at least two at the new price (and, at level
+    4, to get change from a round payment)."""
+    cap = CAP[difficulty]
+    most = {1: cap - 1, 2: cap - 1, 3: (cap - 1) // 2, 4: most_to_pay(cap) // 2}[difficulty]
+    if rise and p > 50:
+        return []
+    prices = []
+    for price in range(_multiple_for(p), cap, _multiple_for(p)):
+        new = price + price * p // 100 if rise else price - price * p // 100
+        if (2 if difficulty >= 3 else 1) <= new <= most:  # from level 3 the new price is a factor
+            prices.append(price)
+    return prices
+
+
 @family
 def percent(rng: random.Random, difficulty: int) -> tuple[str, Work]:
     """Percentages: a part of a group and what is left, a discount or a rise in price."""
@@ -599,9 +707,8 @@ def percent(rng: random.Random, difficulty: int) -> tuple[str, Work]:
     name = rng.choice(NAMES)
     if rng.random() < 0.5:
         things, where, (kind1, kind2, kind3) = rng.choice(PART_SCENES)
-        p1, p2 = rng.choice(PERCENTS), rng.choice(PERCENTS)
-        step = _multiple_for(p1)
-        base = step * rng.randint(2, top(difficulty, 100, 200, 500, 999) // step)
+        p1, p2 = pick(rng, [pair for pair in _PERCENT_PAIRS if _group_sizes(difficulty, *pair)])
+        base = rng.choice(_group_sizes(difficulty, p1, p2))
         part = work.pct(kind1, p1, base)
         whole = rng.choice([f"there are {base} {things} {where}.", f"{where}, there are {base} {things}."])
         share = rng.choice([f"{p1}% of them are {kind1}.", f"{p1}% of the {things} are {kind1}.",
@@ -627,10 +734,9 @@ def percent(rng: random.Random, difficulty: int) -> tuple[str, Work]:
 
     money = money_style(rng)
     sg, pl = rng.choice(PRICED)
-    p = rng.choice(PERCENTS)
-    step = _multiple_for(p)
-    price = step * rng.randint(2, top(difficulty, 80, 200, 300, 999) // step)
-    rise = difficulty in (2, 3) and rng.random() < 0.3 and p <= 50
+    rise = difficulty in (2, 3) and rng.random() < 0.3
+    p = pick(rng, [p for p in PERCENTS if _prices(difficulty, p, rise)])
+    price = rng.choice(_prices(difficulty, p, rise))
     if rise:
         work.pct("increase", p, price)
         new = work.add("new price", price, work.result)
@@ -656,7 +762,8 @@ def percent(rng: random.Random, difficulty: int) -> tuple[str, Work]:
                            ["What is the sale price?", f"How much does the {sg} cost after the discount?",
                             "What is the price after the discount?"])
         return paragraph(*facts, asked), work
-    q = rng.randint(2, 12)
+    most = work.cap - 1 if difficulty == 3 else most_to_pay(work.cap)
+    q = num(rng, 2, min(12, most // new))
     total = work.mul("total cost", q, new)
     if difficulty == 3:
         asked = rng.choice([f"How much do {q} {pl} cost at the new price?" if rise else f"How much do {q} {pl} cost in the sale?",
@@ -680,15 +787,24 @@ INTEREST_KINDS = {
         "{name} saves {m} in a bank that pays {p}% interest each year.",
         "a bank pays {p}% interest per year. {name} deposits {m}.",
         "{name} invests {m} at {p}% interest per year.",
-    ], one="How much interest is earned in the first year?", after="How much is in the account after {n}?",
+    ], one=["How much interest is earned in the first year?", "How much interest does the first year pay?",
+            "What is the interest for the first year?"],
+        after=["How much is in the account after {n}?", "What is the balance after {n}?",
+               "How much money is in the account after {n}?"],
         simple="The interest is simple: it is paid on the first amount only.",
         compound="The interest is added at the end of each year and then earns interest too."),
     "growth": dict(amount="growth", total="size", sign=+1, percents=(10, 20, 25, 50), opening=[
-        "a village has {P} people, and the number grows by {p}% a year.",
+        "a pond has {P} frogs, and the number grows by {p}% a year.",
         "a flock of {P} birds grows by {p}% each year.",
         "a herd of {P} deer grows by {p}% every year.",
         "an online club has {P} members. It grows by {p}% each year.",
-    ], one="By how many does it grow in the first year?", after="How many are there after {n}?",
+        "{name} keeps {P} rabbits, and their number grows by {p}% a year.",
+        "{name}'s stamp collection has {P} stamps. It grows by {p}% each year.",
+        "{name}'s channel has {P} followers, and the number grows by {p}% every year.",
+        "{name} plants {P} strawberry plants. Their number grows by {p}% a year.",
+    ], one=["By how many does it grow in the first year?", "How much does it grow by in the first year?",
+            "What is the growth in the first year?"],
+        after=["How many are there after {n}?", "What is the number after {n}?", "How many will there be after {n}?"],
         simple="Each year it grows by the same number: {p}% of the starting size.",
         compound="Each year's growth is worked out on the size at the start of that year."),
     "value": dict(amount="loss", total="value", sign=-1, percents=(10, 20, 25, 50), opening=[
@@ -696,11 +812,38 @@ INTEREST_KINDS = {
         "{name} buys a laptop for {m}. It loses {p}% of its value each year.",
         "a boat worth {m} loses {p}% of its value a year.",
         "the value of a machine is {m}, and it drops by {p}% per year.",
-    ], one="How much value is lost in the first year?", after="What is it worth after {n}?",
+        "{name}'s bike is worth {m}, and it loses {p}% of its value every year.",
+        "{name} pays {m} for a phone. Its value falls by {p}% a year.",
+    ], one=["How much value is lost in the first year?", "By how much does the value fall in the first year?",
+            "How much is lost in the first year?"],
+        after=["What is it worth after {n}?", "What is the value after {n}?", "How much is it worth after {n}?"],
         simple="It loses the same amount each year: {p}% of its first value.",
         compound="Each year's loss is worked out on the value at the start of that year."),
 }
 YEARS = {2: "two years", 3: "three years", 4: "four years", 5: "five years"}
+
+
+@lru_cache(maxsize=None)
+def _starts(difficulty: int, sign: int, p: int, n: int) -> list[int]:
+    """The starting amounts whose every step stays whole and below the cap: p percent of it (level
+    1), one year's change (2), n years of simple change (3), two years of compound change (4)."""
+    cap, starts = CAP[difficulty], []
+    for start in range(1, cap):
+        if start * p % 100:
+            continue
+        change = start * p // 100
+        if difficulty == 2:
+            ok = 1 <= start + sign * change < cap
+        elif difficulty == 3:
+            ok = change >= 2 and n * change < cap and 1 <= start + sign * n * change < cap
+        elif difficulty == 4:
+            value = start + sign * change
+            ok = 1 <= value < cap and value * p % 100 == 0 and 3 <= value + sign * (value * p // 100) < cap
+        else:
+            ok = True
+        if ok:
+            starts.append(start)
+    return starts
 
 
 @family
@@ -711,10 +854,8 @@ def interest(rng: random.Random, difficulty: int) -> tuple[str, Work]:
     kind_name = rng.choice(list(INTEREST_KINDS))
     kind = INTEREST_KINDS[kind_name]
     amount, total, sign = kind["amount"], kind["total"], kind["sign"]
-    p = rng.choice(kind["percents"])
-    years = 2 if difficulty == 4 else 1
-    unit = _multiple_for(p) ** years  # a start that is a multiple of this keeps every year whole
-    start = unit * rng.randint(-(-20 // unit), top(difficulty, 490, 180, 450, 999) // unit)
+    n = rng.randint(2, 5) if difficulty == 3 else 0  # years of simple interest
+    p, start = pick(rng, [(p, start) for p in kind["percents"] for start in _starts(difficulty, sign, p, n)])
     opening = rng.choice(kind["opening"]).format(name=name, m=money(start), P=start, p=p)
 
     def one_year(label_amount: str, label_total: str, value: int) -> int:
@@ -723,19 +864,18 @@ def interest(rng: random.Random, difficulty: int) -> tuple[str, Work]:
 
     if difficulty == 1:
         work.pct(amount, p, start)
-        return paragraph(opening, kind["one"]), work
+        return paragraph(opening, rng.choice(kind["one"])), work
     if difficulty == 2:
         one_year(amount, total, start)
-        return paragraph(opening, kind["after"].format(n="one year")), work
+        return paragraph(opening, rng.choice(kind["after"]).format(n="one year")), work
     if difficulty == 3:
-        n = rng.randint(2, 5)
         yearly = work.pct(f"{amount} each year", p, start)
         change = work.mul(f"total {amount}", yearly, n)
         if sign > 0:
             work.add(total, start, change)
         else:
             work.sub(total, start, change)
-        return paragraph(opening, kind["simple"].format(p=p), kind["after"].format(n=YEARS[n])), work
+        return paragraph(opening, kind["simple"].format(p=p), rng.choice(kind["after"]).format(n=YEARS[n])), work
     value = one_year(f"year one {amount}", f"{total} after year one", start)
     value = one_year(f"year two {amount}", f"{total} after year two", value)
     if kind_name == "bank" and rng.random() < 0.5:
@@ -743,7 +883,7 @@ def interest(rng: random.Random, difficulty: int) -> tuple[str, Work]:
         work.sub("balance left", value, taken)
         return paragraph(opening, kind["compound"],
                          f"After two years {name} takes out {money(taken)}. How much is left in the account?"), work
-    return paragraph(opening, kind["compound"], kind["after"].format(n="two years")), work
+    return paragraph(opening, kind["compound"], rng.choice(kind["after"]).format(n="two years")), work
 
 
 # ---------------------------------------------------------------------------------------
@@ -765,11 +905,15 @@ DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sun
 
 
 def _values_with_mean(rng, n, mean) -> list[int]:
+    """n values within half the mean of it, drawn one by one so that the last one fits too."""
     low, high = max(1, mean - mean // 2), mean + mean // 2
-    values = [rng.randint(low, high) for _ in range(n - 1)]
-    values.append(n * mean - sum(values))
-    if not low <= values[-1] <= high:
-        raise Redraw
+    values, left = [], n * mean
+    for i in range(n - 1):
+        rest = n - 1 - i  # values still to come after this one
+        values.append(rng.randint(max(low, left - rest * high), min(high, left - rest * low)))
+        left -= values[-1]
+    values.append(left)
+    rng.shuffle(values)
     return values
 
 
@@ -792,19 +936,26 @@ def average(rng: random.Random, difficulty: int) -> tuple[str, Work]:
     name = rng.choice(NAMES)
     who, thing, slot, slots = rng.choice(AVERAGE_SCENES)
     who = who.format(name=name)
-    mean = rng.randint(2, top(difficulty, 12, 60, 100, 150))
+    missing = difficulty >= 3 and rng.random() < 0.5
+    if difficulty == 1:
+        n = rng.randint(2, 9)
+    elif missing:
+        n = rng.choice({3: (3, 4), 4: (5, 6, 7)}[difficulty])
+    else:
+        n = {2: rng.choice((2, 3)), 3: rng.choice((4, 5)), 4: rng.choice((6, 7))}[difficulty]
+    mean = num(rng, 2, (work.cap - 1) // n)  # the total, n times the mean, stays below the cap
     mean_q = rng.choice([f"What is the average number of {thing} per {slot}?", "What is the mean?",
                          f"On average, how many {thing} per {slot}?", f"What is the mean number of {thing} per {slot}?"])
     if difficulty == 1:
-        n = rng.randint(2, 12)
         work.mul(f"total {thing}", n, mean)
         told = rng.choice([f"{who} an average of {mean} {thing} per {slot} over {n} {slots}.",
-                           f"over {n} {slots}, {who} {mean} {thing} per {slot} on average."])
-        asked = rng.choice([f"How many {thing} is that in total?", f"How many {thing} altogether?"])
+                           f"over {n} {slots}, {who} {mean} {thing} per {slot} on average.",
+                           f"for {n} {slots}, {who} {mean} {thing} a {slot} on average.",
+                           f"{who} {mean} {thing} per {slot} on average, for {n} {slots}."])
+        asked = rng.choice([f"How many {thing} is that in total?", f"How many {thing} altogether?",
+                            f"What is the total number of {thing}?", f"How many {thing} in all?"])
         return paragraph(told, asked), work
-    missing = difficulty >= 3 and rng.random() < 0.5
     if missing:
-        n = rng.choice({3: (3, 4), 4: (5, 6, 7)}[difficulty])
         values = _values_with_mean(rng, n, mean)
         needed = work.mul(f"total {thing}", n, mean)
         known = work.add_up(values[:-1], "known total")
@@ -819,7 +970,6 @@ def average(rng: random.Random, difficulty: int) -> tuple[str, Work]:
         on = "on" if slot == "day" else "in"
         asked = rng.choice([f"How many {thing} {on} the last {slot}?", f"What was the number of {thing} {on} the last {slot}?"])
         return paragraph(*facts, asked), work
-    n = {2: rng.choice((2, 3)), 3: rng.choice((4, 5)), 4: rng.choice((6, 7))}[difficulty]
     values = _values_with_mean(rng, n, mean)
     total = work.add_up(values, "total")
     work.div("average", total, n)
@@ -835,7 +985,18 @@ RATIO_SCENES = [  # (first things, second things, where)
     ("buckets of sand", "buckets of cement", "in a mix"), ("apples", "pears", "in a crate"),
     ("cars", "vans", "in a car park"), ("roses", "tulips", "in a garden"), ("teachers", "students", "on a trip"),
     ("sheep", "goats", "on a farm"), ("pens", "pencils", "in a drawer"), ("oak trees", "pine trees", "in a wood"),
+    ("cups of juice", "cups of water", "in a punch"), ("chairs", "tables", "in a hall"), ("ducks", "geese", "on a pond"),
+    ("green apples", "red apples", "in a basket"),
 ]
+
+
+_COPRIME = [(a, b) for a in range(1, 10) for b in range(1, 10) if a != b and gcd(a, b) == 1]
+_RATIOS = {  # the ratios a : b that keep every step's rules, for each kind of question
+    "scale": [(a, b) for a, b in _COPRIME if a >= 2 and b >= 2],  # a part from a side, times b
+    "share": [(a, b) for a, b in _COPRIME if b >= 2 and a + b <= 12],  # a part from the total, times b
+    "difference": [(a, b) for a, b in _COPRIME if 2 <= a < b and a + b <= 12],  # both sides, their difference
+    "total": [(a, b) for a, b in _COPRIME if b - a >= 2],  # a part from the difference, times a + b
+}
 
 
 def _ratio_fact(rng, A, B, a, b, where) -> str:
@@ -855,35 +1016,35 @@ def ratio(rng: random.Random, difficulty: int) -> tuple[str, Work]:
     A, B, where = rng.choice(RATIO_SCENES)
     if rng.random() < 0.5:
         A, B = B, A
-    part = rng.randint(2, top(difficulty, 12, 20, 40, 80))
+    cap = work.cap
     if difficulty == 1:
-        k = rng.randint(2, 9)
+        k, part = factors(rng, cap - 1, factor=9)
         fact = rng.choice([f"{where}, there are {k} times as many {B} as {A}.",
                            f"the ratio of {A} to {B} {where} is 1 : {k}.",
                            f"{where}, there are {k} {B} for each one of the {A}."])
         if rng.random() < 0.5:
             work.mul(B, part, k)
             facts = [fact, f"there are {part} {A}."]
-            asked = f"How many {B} are there?"
+            asked = rng.choice([f"How many {B} are there?", f"How many {B} are there {where}?", f"What is the number of {B}?"])
         else:
             work.div(A, part * k, k)
             facts = [fact, f"there are {part * k} {B}."]
-            asked = f"How many {A} are there?"
+            asked = rng.choice([f"How many {A} are there?", f"How many {A} are there {where}?", f"What is the number of {A}?"])
         return paragraph(*(facts if rng.random() < 0.7 else facts[::-1]), asked), work
-    a, b = rng.sample(range(1, 10), 2)
-    if gcd(a, b) != 1:
-        raise Redraw
+    shape = {2: "scale", 3: "share", 4: rng.choice(["difference", "total"])}[difficulty]
+    a, b = rng.choice(_RATIOS[shape])
+    # one part is at most what keeps the biggest number below the cap
+    biggest = max(a, b) if shape == "scale" else a + b
+    part = num(rng, 2, (cap - 1) // biggest if shape != "total" or a + b <= 12 else min(12, (cap - 1) // biggest))
     fact = _ratio_fact(rng, A, B, a, b, where)
     if difficulty == 2:
-        if a == 1:
-            raise Redraw
         one = work.div("one part", a * part, a)
         work.mul(B, one, b)
         facts = [fact, f"there are {a * part} {A}."]
         return paragraph(*(facts if rng.random() < 0.7 else facts[::-1]), f"How many {B} are there?"), work
     together = rng.choice([f"there are {(a + b) * part} {A} and {B} altogether.",
                            f"{A} and {B} together number {(a + b) * part}."])
-    if difficulty == 3 or (b > a and rng.random() < 0.5):
+    if shape in ("share", "difference"):
         parts = work.add("total parts", a, b)
         one = work.div("one part", (a + b) * part, parts)
         if difficulty == 3:
@@ -896,8 +1057,6 @@ def ratio(rng: random.Random, difficulty: int) -> tuple[str, Work]:
             asked = rng.choice([f"How many more {B} than {A} are there?", f"How many fewer {A} than {B} are there?"])
         facts = [fact, together]
         return paragraph(*(facts if rng.random() < 0.7 else facts[::-1]), asked), work
-    if b <= a:
-        raise Redraw
     diff = work.sub("difference in parts", b, a)
     one = work.div("one part", (b - a) * part, diff)
     parts = work.add("total parts", a, b)
@@ -911,9 +1070,11 @@ def ratio(rng: random.Random, difficulty: int) -> tuple[str, Work]:
 # equation: linear equations, written with symbols or in words
 
 
-def _ask_symbolic(rng, eq, v) -> str:
+def _ask_symbolic(rng, eq, v, name) -> str:
     return rng.choice([f"Solve {eq}. What is {v}?", f"If {eq}, what is {v}?", f"What value of {v} makes {eq} true?",
-                       f"Given {eq}, what is {v}?", f"Find {v} when {eq}. What is {v}?"])
+                       f"Given {eq}, what is {v}?", f"Find {v} when {eq}. What is {v}?",
+                       f"{name} writes {eq} on the board. What is {v}?",
+                       f"{name} solves {eq}. What value of {v} does {name} find?"])
 
 
 @family
@@ -922,42 +1083,52 @@ def equation(rng: random.Random, difficulty: int) -> tuple[str, Work]:
     work = Work(difficulty)
     name = rng.choice(NAMES)
     v = rng.choice("xyn")
-    x = rng.randint(2, top(difficulty, 40, 60, 80, 80))
-    a, b = rng.randint(2, 12), rng.randint(2, top(difficulty, 20, 60, 200, 300))
+    cap = work.cap
     form = {1: rng.choice(["x+b", "x-b", "ax", "x/a"]),
             2: rng.choice(["ax+b", "ax-b", "x/a+b", "a(x+b)"]),
             3: rng.choice(["ax+b=cx+d", "a(x+b)+d"]),
             4: rng.choice(["ax+b", "ax-b", "ax+b=cx+d"])}[difficulty]
     if form == "x+b":
+        x = num(rng, 2, cap - 3)
+        b = num(rng, 2, cap - 1 - x)
         c = x + b
         work.sub("subtract from both sides", c, b)
         words = [f"I think of a number and add {b}. The result is {c}. What is my number?",
                  f"{name} thinks of a number, adds {b} and gets {c}. What number did {name} think of?",
-                 f"When {b} is added to a number, the answer is {c}. What is the number?"]
+                 f"When {b} is added to a number, the answer is {c}. What is the number?",
+                 f"{name} adds {b} to a secret number and gets {c}. What is the secret number?"]
         eq = f"{v} + {b} = {c}"
     elif form == "x-b":
-        c = rng.randint(2, top(difficulty, 40, 60, 80, 80))
+        c = num(rng, 2, cap - 3)
+        b = num(rng, 2, cap - 1 - c)
         x = c + b
         work.add("add to both sides", c, b)
         words = [f"I think of a number and take away {b}. The result is {c}. What is my number?",
                  f"{name} thinks of a number, subtracts {b} and gets {c}. What number did {name} think of?",
-                 f"A number minus {b} is {c}. What is the number?"]
+                 f"A number minus {b} is {c}. What is the number?",
+                 f"{name} takes {b} away from a secret number and is left with {c}. What is the secret number?"]
         eq = f"{v} - {b} = {c}"
     elif form == "ax":
+        a, x = factors(rng, cap - 1)
         c = a * x
         work.div("divide both sides", c, a)
         words = [f"I think of a number and multiply it by {a}. The result is {c}. What is my number?",
                  f"{a} times a number is {c}. What is the number?",
-                 f"{name} multiplies a number by {a} and gets {c}. What was the number?"]
+                 f"{name} multiplies a number by {a} and gets {c}. What was the number?",
+                 f"{name} says: {a} times my number is {c}. What is {name}'s number?"]
         eq = f"{a}{v} = {c}"
     elif form == "x/a":
-        c = rng.randint(2, 12)
+        a, c = factors(rng, cap - 1)
+        x = a * c
         work.mul("multiply both sides", c, a)
         words = [f"I think of a number and divide it by {a}. The result is {c}. What is my number?",
                  f"A number divided by {a} is {c}. What is the number?",
-                 f"{name} shares a number into {a} equal parts and each part is {c}. What was the number?"]
+                 f"{name} shares a number into {a} equal parts and each part is {c}. What was the number?",
+                 f"{name} says: my number divided by {a} is {c}. What is {name}'s number?"]
         eq = f"{v} / {a} = {c}"
     elif form == "ax+b":
+        a, x = factors(rng, cap - 3)
+        b = num(rng, 2, cap - 1 - a * x)
         c = a * x + b
         work.div("divide both sides", work.sub("subtract from both sides", c, b), a)
         words = [f"I think of a number, multiply it by {a} and add {b}. The result is {c}. What is my number?",
@@ -966,6 +1137,8 @@ def equation(rng: random.Random, difficulty: int) -> tuple[str, Work]:
                  f"If you multiply a number by {a} and then add {b}, you get {c}. What is the number?"]
         eq = f"{a}{v} + {b} = {c}"
     elif form == "ax-b":
+        a, x = factors(rng, cap - 1)
+        b = num(rng, 2, a * x - 2)
         c = a * x - b
         work.div("divide both sides", work.add("add to both sides", c, b), a)
         words = [f"I think of a number, multiply it by {a} and subtract {b}. The result is {c}. What is my number?",
@@ -973,43 +1146,53 @@ def equation(rng: random.Random, difficulty: int) -> tuple[str, Work]:
                  f"{b} less than {a} times a number is {c}. What is the number?"]
         eq = f"{a}{v} - {b} = {c}"
     elif form == "x/a+b":
-        q = rng.randint(2, 12)
+        a, q = factors(rng, cap - 1)
+        b = num(rng, 2, cap - 1 - q)
         x, c = q * a, q + b
         work.mul("multiply both sides", work.sub("subtract from both sides", c, b), a)
         words = [f"I think of a number, divide it by {a} and add {b}. The result is {c}. What is my number?",
                  f"{name} divides a number by {a}, adds {b} and gets {c}. What was the number?"]
         eq = f"{v} / {a} + {b} = {c}"
     elif form == "a(x+b)":
+        a, inner = factors(rng, cap - 1, least=4)
+        x = num(rng, 2, inner - 2)
+        b = inner - x
         c = a * (x + b)
         work.sub("subtract from both sides", work.div("divide both sides", c, a), b)
         words = [f"I think of a number, add {b} and multiply the result by {a}. I get {c}. What is my number?",
                  f"{name} adds {b} to a number and multiplies the sum by {a}, getting {c}. What was the number?"]
         eq = f"{a}({v} + {b}) = {c}"
     elif form == "a(x+b)+d":
-        d = rng.randint(2, 60)
+        a, inner = factors(rng, cap - 3, least=4)
+        x = num(rng, 2, inner - 2)
+        b = inner - x
+        d = num(rng, 2, cap - 1 - a * inner)
         c = a * (x + b) + d
         inner = work.div("divide both sides", work.sub("subtract from both sides", c, d), a)
         work.sub("subtract from both sides", inner, b)
         words = [f"I think of a number, add {b}, multiply by {a} and then add {d}. I get {c}. What is my number?"]
         eq = f"{a}({v} + {b}) + {d} = {c}"
     else:  # ax + b = cx + d, with a > c
-        c = rng.randint(2, 11)
-        a = rng.randint(c + 1, 12)
-        b = rng.randint(2, top(difficulty, 20, 40, 100, 200))
+        coef, x = factors(rng, cap - 3, factor=10)  # a - c: the unknowns collected
+        c = num(rng, 2, 12 - coef)
+        a = c + coef
+        b = num(rng, 2, cap - 1 - coef * x)
         d = (a - c) * x + b
         coef = work.sub("collect the unknowns", a, c)
         work.div("divide both sides", work.sub("collect the numbers", d, b), coef)
         words = [f"{a} times a number plus {b} is the same as {c} times the number plus {d}. What is the number?"]
         eq = f"{a}{v} + {b} = {c}{v} + {d}"
     if difficulty < 4:
-        question = rng.choice(words) if rng.random() < 0.5 else _ask_symbolic(rng, eq, v)
+        question = rng.choice(words) if rng.random() < 0.5 else _ask_symbolic(rng, eq, v, name)
         return question, work
-    k, m = rng.randint(2, 12), rng.randint(2, 60)
+    k = num(rng, 2, min(12, (cap - 1) // x))
     product = work.mul("evaluate the product", k, x)
-    if rng.random() < 0.5:
+    if product <= cap - 3 and (product < 3 or rng.random() < 0.5):
+        m = num(rng, 2, cap - 1 - product)
         work.add("evaluate the expression", product, m)
         expr = f"{k}{v} + {m}"
     else:
+        m = num(rng, 2, product - 1)
         work.sub("evaluate the expression", product, m)
         expr = f"{k}{v} - {m}"
     return rng.choice([f"If {eq}, what is {expr}?", f"Given {eq}, find the value of {expr}. What is it?",
@@ -1025,6 +1208,16 @@ RECTANGLES = [("garden", "m"), ("room", "m"), ("field", "m"), ("playground", "m"
 OUTDOORS = ["garden", "field", "playground", "patio", "yard", "vegetable plot", "lawn", "park"]  # fenced, turfed, paved
 TRIANGLES = [("flag", "cm"), ("sail", "m"), ("flower bed", "m"), ("road sign", "cm"), ("park", "m")]
 UNIT_WORDS = {"m": ("metre", "metres"), "cm": ("centimetre", "centimetres")}
+
+
+def _sides(rng, most: int, least: int = 2) -> tuple[int, int]:
+    """(length, width) of a rectangle, the width from `least` to 12 and shorter than the length,
+    its area at most `most`."""
+    widest = least - 1
+    while widest < 12 and (widest + 1) * (widest + 2) <= most:
+        widest += 1
+    w = num(rng, least, widest)
+    return num(rng, w + 1, most // w), w
 
 
 def _rectangle(rng, obj, l, w, u) -> str:
@@ -1047,33 +1240,56 @@ def geometry(rng: random.Random, difficulty: int) -> tuple[str, Work]:
     outdoors = shape not in ("square perimeter", "area", "square side", "perimeter", "width then area")
     obj, u = (rng.choice(OUTDOORS), "m") if outdoors else rng.choice(RECTANGLES)
     unit, units = UNIT_WORDS[u]
-    price = rng.randint(2, 12)
-    side_top = top(difficulty, 12, 40, 100, 200)
-    l, w = rng.randint(3, side_top), rng.randint(2, 12)
-    if l <= w:
-        raise Redraw
+    cap = work.cap
+    # the price per metre or square metre, then the sizes that keep the cost below the cap
+    most = {"square fence": (cap - 1) // 8, "area cost": (cap - 1) // 6, "perimeter cost": (cap - 1) // 10,
+            "two areas cost": (cap - 1) // 12, "perimeter cost change": most_to_pay(cap) // 10,
+            "area minus cost": (cap - 1) // 2}.get(shape, 12)
+    price = num(rng, 2, min(12, most))
+    if shape in ("perimeter", "perimeter cost", "perimeter cost change"):
+        # half the perimeter, l + w, such that the perimeter (and its cost) stays below the cap
+        most_cost = most_to_pay(cap) if shape == "perimeter cost change" else cap - 1
+        half = num(rng, 5, most_cost // (2 * (price if "cost" in shape else 1)))
+        w = num(rng, 2, min(12, (half - 1) // 2))
+        l = half - w
+    elif shape == "width then area":  # the area and the perimeter both stay below the cap
+        l, w = _sides(rng, cap - 1)
+        if 2 * (l + w) >= cap:
+            raise Redraw
+    else:
+        most_area = {"area": cap - 1, "area cost": (cap - 1) // price, "two areas": cap - 7,
+                     "two areas cost": (cap - 1) // price - 6}.get(shape, 0)
+        l, w = _sides(rng, most_area) if most_area else (0, 0)
+        if shape == "area minus cost":  # a pond inside leaves at least l + w - 1 of grass
+            w = num(rng, 3, min(12, ((cap - 1) // price - 3) // 2))
+            l = num(rng, w + 1, min((cap - 1) // w, (cap - 1) // price + 1 - w))
     perimeter_q = rng.choice([f"What is the perimeter of the {obj}?", f"How far is it all the way around the {obj}?",
                               f"What is the distance around the {obj} in {units}?"])
     area_q = rng.choice([f"What is the area of the {obj} in square {units}?", f"What is the area of the {obj}?",
                          f"How many square {units} does the {obj} cover?"])
     if shape == "square perimeter":
-        s = rng.randint(2, side_top)
+        s = num(rng, 2, (cap - 1) // 4)
         work.mul("perimeter", 4, s)
-        told = rng.choice([f"a square {obj} has sides of {s} {u}.", f"each side of a square {obj} is {s} {u} long."])
+        told = rng.choice([f"a square {obj} has sides of {s} {u}.", f"each side of a square {obj} is {s} {u} long.",
+                           f"{name} has a square {obj} with sides of {s} {u}.",
+                           f"{name} measures a square {obj}: each side is {s} {u}."])
         return paragraph(told, perimeter_q), work
     if shape == "square side":
-        s = rng.randint(2, side_top)
+        s = num(rng, 2, (cap - 1) // 4)
         work.div("side", 4 * s, 4)
-        return paragraph(f"a square {obj} has a perimeter of {4 * s} {u}.",
-                         rng.choice([f"How long is each side of the {obj}?", "What is the length of one side?"])), work
+        told = rng.choice([f"a square {obj} has a perimeter of {4 * s} {u}.",
+                           f"{name} measures all the way around a square {obj}: it is {4 * s} {u}.",
+                           f"the perimeter of {name}'s square {obj} is {4 * s} {u}."])
+        return paragraph(told, rng.choice([f"How long is each side of the {obj}?", "What is the length of one side?",
+                                           f"How many {units} long is one side?"])), work
     if shape == "area":
         work.mul("area", l, w)
         return paragraph(_rectangle(rng, obj, l, w, u), area_q), work
     if shape == "triangle":
         tri, tu = rng.choice(TRIANGLES)
-        sides = [rng.randint(3, 20) for _ in range(3)]
-        if max(sides) * 2 >= sum(sides):
-            raise Redraw
+        a, b = num(rng, 3, (cap - 4) // 2), num(rng, 3, (cap - 4) // 2)
+        sides = [a, b, num(rng, max(3, abs(a - b) + 1), min(a + b - 1, cap - 1 - a - b))]
+        rng.shuffle(sides)
         work.add("perimeter", *sides)
         return paragraph(f"a triangular {tri} has sides of {sides[0]} {tu}, {sides[1]} {tu} and {sides[2]} {tu}.",
                          rng.choice([f"What is the perimeter of the {tri}?", f"How far is it around the {tri}?"])), work
@@ -1083,7 +1299,7 @@ def geometry(rng: random.Random, difficulty: int) -> tuple[str, Work]:
         work.mul("area", l, w)
         return paragraph(f"a rectangular {obj} has a perimeter of {2 * (l + w)} {u}. It is {l} {u} long.", area_q), work
     if shape == "square fence":
-        s = rng.randint(2, side_top)
+        s = num(rng, 2, (cap - 1) // (4 * price))
         perimeter = work.mul("perimeter", 4, s)
         work.mul("cost of the fence", perimeter, price)
         return paragraph(f"{name} puts a fence around a square {obj} with sides of {s} {u}.",
@@ -1110,8 +1326,8 @@ def geometry(rng: random.Random, difficulty: int) -> tuple[str, Work]:
         work.mul("cost", area, price)
         return paragraph(_rectangle(rng, obj, l, w, u), f"turf costs {money(price)} per square {unit}.",
                          f"How much does it cost to cover the {obj} with turf?"), work
-    l2, w2 = rng.randint(3, side_top), rng.randint(2, 12)
     if shape in ("two areas", "two areas cost"):
+        l2, w2 = _sides(rng, most_area + 6 - l * w)
         first = work.mul("first area", l, w)
         second = work.mul("second area", l2, w2)
         area = work.add("total area", first, second)
@@ -1121,9 +1337,11 @@ def geometry(rng: random.Random, difficulty: int) -> tuple[str, Work]:
         work.mul("cost", area, price)
         return paragraph(*facts, f"paving costs {money(price)} per square {unit}.",
                          f"How much does it cost to pave the whole {obj}?"), work
-    # area minus: a pond inside a garden, the grass around it costs so much per square metre
-    if l2 >= l or w2 >= w:
-        raise Redraw
+    # area minus: a pond inside a garden, the grass around it costs so much per square metre;
+    # the pond is smaller each way and leaves at most what the price allows for the grass
+    most_grass = (cap - 1) // price
+    w2 = num(rng, max(2, -(-(l * w - most_grass) // (l - 1))), w - 1)
+    l2 = num(rng, max(2, -(-(l * w - most_grass) // w2)), l - 1)
     whole = work.mul("whole area", l, w)
     pond = work.mul("pond area", l2, w2)
     grass = work.sub("grass area", whole, pond)
@@ -1146,27 +1364,30 @@ def ages(rng: random.Random, difficulty: int) -> tuple[str, Work]:
                         3: rng.choice([(2, "then"), (3, "now")]),
                         4: rng.choice([(3, "then"), (2, "sum then")])}[difficulty]
     people = rng.sample(NAMES, links + 1)
-    known = rng.randint(2, top(difficulty, 15, 15, 20, 20))
+    # the oldest anyone may be: below the cap, at most 99, and with room for the sum of three
+    oldest = min(work.cap - 1, 60 if asked_for == "sum then" else 99)
+    known = num(rng, 2, top(difficulty, 15, 40, 60, 60))
     first = rng.choice([f"{people[0]} is {known} years old.", f"{people[0]} is {known}.", f"{people[0]}'s age is {known}.",
                         f"{people[0]} has just turned {known}.", f"{people[0]} is {known} years old today."])
     ages_now, relations = [known], []
     for before, person in zip(people, people[1:]):
         age = ages_now[-1]
-        kind = rng.choice(["older", "younger", "times", "half"])
+        kind = pick(rng, [kind for kind, fits in [("older", age + 2 <= oldest), ("younger", age >= 3),
+                                                   ("times", 2 <= age <= oldest // 2), ("half", age % 2 == 0)] if fits])
         if kind == "older":
-            d = rng.randint(2, 30)
+            d = num(rng, 2, min(30, oldest - age))
             new = work.add(f"{person}'s age", age, d)
             relations.append(rng.choice([f"{person} is {d} years older than {before}.",
                                          f"{before} is {d} years younger than {person}.",
                                          f"{person} was born {d} years before {before}."]))
         elif kind == "younger":
-            d = rng.randint(2, 30)
+            d = num(rng, 2, min(30, age - 1))
             new = work.sub(f"{person}'s age", age, d)
             relations.append(rng.choice([f"{person} is {d} years younger than {before}.",
                                          f"{before} is {d} years older than {person}.",
                                          f"{person} was born {d} years after {before}."]))
         elif kind == "times":
-            k = rng.randint(2, 4)
+            k = num(rng, 2, min(4, oldest // age))
             new = work.mul(f"{person}'s age", age, k)
             times = "twice" if k == 2 else f"{k} times"
             relations.append(rng.choice([f"{person} is {times} as old as {before}.",
@@ -1175,15 +1396,18 @@ def ages(rng: random.Random, difficulty: int) -> tuple[str, Work]:
             new = work.div(f"{person}'s age", age, 2)
             relations.append(rng.choice([f"{person} is half as old as {before}.",
                                          f"{person}'s age is half of {before}'s age."]))
-        if new > 99:
-            raise Redraw
         ages_now.append(new)
     # the facts in any order: the chain is the same whichever sentence comes first
     facts = [first] + rng.sample(relations, len(relations))
     if rng.random() < 0.3:
         facts = facts[1:] + facts[:1]
     last = people[-1]
-    n = rng.randint(2, 12)
+    # later (n years added) or earlier (n taken away), whichever keeps the age from 1 to the cap
+    later = ages_now[-1] < 3 or (ages_now[-1] + 2 < work.cap and rng.random() < 0.5)
+    if asked_for == "sum then":  # three times n years added to the sum stays below the cap
+        n = num(rng, 2, min(12, (work.cap - 1 - sum(ages_now)) // 3))
+    elif asked_for == "then":
+        n = num(rng, 2, min(12, work.cap - 1 - ages_now[-1] if later else ages_now[-1] - 1))
     if asked_for == "now":
         asked = rng.choice([f"How old is {last}?", f"What is {last}'s age?", f"How old is {last} now?",
                             f"How many years old is {last}?", f"Can you work out how old {last} is?"])
@@ -1193,7 +1417,7 @@ def ages(rng: random.Random, difficulty: int) -> tuple[str, Work]:
         work.add("sum then", total, added)
         asked = rng.choice([f"What will the sum of their three ages be in {n} years?",
                             f"In {n} years, what will the ages of {and_list(people)} add up to?"])
-    elif rng.random() < 0.5:
+    elif later:
         work.add(f"{last}'s age then", ages_now[-1], n)
         asked = rng.choice([f"How old will {last} be in {n} years?", f"What will {last}'s age be {n} years from now?",
                             f"In {n} years, how old will {last} be?", f"How old will {last} be {n} years from today?"])

@@ -1,0 +1,250 @@
+"""ONNX export: a Hugging Face checkpoint to `onnx-fp32`, then `onnx-int8` / `onnx-int4`.
+
+Each variant is a folder `models/<name>/onnx-<x>/` that the onnxruntime backend loads alone:
+
+    model.onnx (+ external data past 2 GB)     a decoder with a KV cache (optimum's
+                                               `text-generation-with-past`)
+    config.json, generation_config.json        layers, heads and eos for the runtime
+    tokenizer.json, tokenizer_config.json, ... the checkpoint's own tokenizer and chat template
+    export_meta.json                           source checkpoint sha256, quantization, sizes
+
+A folder is written under a temporary name beside its final place and renamed when complete,
+so a folder named `onnx-*` is never half written.
+
+    int8  onnxruntime dynamic quantization: int8 weights (per output channel), activations
+          quantized on the fly (MatMulInteger / DynamicQuantizeLinear)
+    int4  weight-only blockwise int4 (MatMulNBits), activations stay fp32
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import warnings
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+
+from tracetutor.runtime.onnx_backend import check_onnx
+
+__all__ = ["export_onnx", "quantize_onnx", "check_onnx", "QUANTIZATIONS"]
+
+OPSET = 18  # the lowest opset optimum recommends for Llama and Qwen2
+TASK = "text-generation-with-past"
+QUANTIZATIONS = ("int8", "int4")
+INT4_BLOCK_SIZE = 32
+MODEL_FILE = "model.onnx"
+EXTERNAL_DATA = "model.onnx_data"
+PROTOBUF_LIMIT = 2**31 - 1  # one .onnx file holds at most 2 GB; past that, weights go to EXTERNAL_DATA
+# copied as they are from the checkpoint (optimum re-saves the tokenizer; the originals are the contract)
+CARRIED_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "tokenizer.model", "chat_template.jinja", "added_tokens.json")
+# op types that say how a graph's matrix products are quantized
+QUANT_OPS = ("MatMul", "MatMulNBits", "MatMulInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul",
+             "GatherBlockQuantized")
+
+
+# --------------------------------------------------------------------------------------------
+# API entry points
+
+
+def export_onnx(model_dir: str | Path, out_dir: str | Path) -> dict:
+    """Export the checkpoint in `model_dir` to an fp32 ONNX folder `out_dir` with a KV cache.
+
+    Returns {"path", "bytes", "inputs", "outputs"}: the model file, its size on disk (external
+    data included) and the graph's input and output names.
+    """
+    import torch
+    from optimum.exporters.onnx import main_export
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir}: no config.json, not a Hugging Face model folder")
+    with _staging(out_dir) as tmp:
+        with warnings.catch_warnings():  # the tracer warns about every Python branch in the model
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)  # optimum uses torch's TorchScript exporter
+            main_export(str(model_dir), tmp, task=TASK, opset=OPSET, device="cpu", dtype="fp32",
+                        library_name="transformers", local_files_only=True,
+                        do_validation=False)  # parity is checked against torch by the caller, on real prompts
+        _carry_files(model_dir, tmp)
+        check_onnx(tmp / MODEL_FILE)
+        result = _describe(tmp, out_dir)
+        _write_meta(tmp, {
+            "variant": "onnx-fp32",
+            "source": str(model_dir),
+            "source_sha256": _checkpoint_sha256(model_dir),
+            "quantization": None,
+            "opset": OPSET,
+            "task": TASK,
+            **_sizes(tmp),
+            "inputs": result["inputs"],
+            "outputs": result["outputs"],
+            "versions": _versions("torch", "transformers", "optimum-onnx", "onnx"),
+        })
+    return result
+
+
+def quantize_onnx(fp32_dir: str | Path, out_dir: str | Path, kind: str) -> dict:
+    """Quantize the fp32 ONNX folder `fp32_dir` into `out_dir` (same layout).
+
+    Returns {"path", "bytes", "inputs", "outputs", "fp32_bytes", "ops"}: "ops" counts the
+    graph's matrix-product op types (MatMulNBits, MatMulInteger, DynamicQuantizeLinear, the
+    MatMuls left in fp32, ...), so a caller can see what was quantized.
+    """
+    if kind not in QUANTIZATIONS:
+        raise ValueError(f"unknown ONNX quantization {kind!r}; known: {', '.join(QUANTIZATIONS)}")
+    import onnx
+
+    fp32_dir, out_dir = Path(fp32_dir), Path(out_dir)
+    check_onnx(fp32_dir / MODEL_FILE)
+    source_meta = _read_meta(fp32_dir)
+    external = _model_bytes(fp32_dir) > PROTOBUF_LIMIT or (fp32_dir / EXTERNAL_DATA).exists()
+    with _staging(out_dir) as tmp:
+        if kind == "int8":
+            settings = _quantize_int8(fp32_dir / MODEL_FILE, tmp / MODEL_FILE, external)
+        else:
+            settings = _quantize_int4(fp32_dir / MODEL_FILE, tmp / MODEL_FILE, external)
+        _carry_files(fp32_dir, tmp)
+        check_onnx(tmp / MODEL_FILE)
+        result = _describe(tmp, out_dir)
+        graph = onnx.load(str(tmp / MODEL_FILE), load_external_data=False)
+        counts = Counter(node.op_type for node in graph.graph.node)
+        result["ops"] = {op: counts[op] for op in QUANT_OPS if counts[op]}
+        result["fp32_bytes"] = _model_bytes(fp32_dir)
+        _write_meta(tmp, {
+            "variant": f"onnx-{kind}",
+            "source": source_meta.get("source", str(fp32_dir)),
+            "source_sha256": source_meta.get("source_sha256"),
+            "quantized_from": str(fp32_dir),
+            "quantization": {"kind": kind, **settings},
+            "opset": source_meta.get("opset"),
+            "task": source_meta.get("task", TASK),
+            **_sizes(tmp),
+            "fp32_bytes": result["fp32_bytes"],
+            "ops": result["ops"],
+            "inputs": result["inputs"],
+            "outputs": result["outputs"],
+            "versions": _versions("onnxruntime", "onnx"),
+        })
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Quantizers
+
+
+def _quantize_int8(src: Path, dst: Path, external: bool) -> dict:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # MatMul only: the token embedding stays fp32 (a Gather costs nothing to run, and the tied
+    # lm_head of small models reads the same weights). Per channel: lower KL than per tensor
+    # on both tiny test models.
+    settings = {"method": "onnxruntime.quantize_dynamic", "weight_type": "QInt8", "per_channel": True,
+                "op_types": ["MatMul"]}
+    quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"],
+                     use_external_data_format=external)
+    return settings
+
+
+def _quantize_int4(src: Path, dst: Path, external: bool) -> dict:
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    settings = {"method": "onnxruntime.MatMulNBitsQuantizer", "bits": 4, "block_size": INT4_BLOCK_SIZE,
+                "symmetric": True, "op_types": ["MatMul"]}
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(src)), bits=4, block_size=INT4_BLOCK_SIZE, is_symmetric=True,
+                                     op_types_to_quantize=("MatMul",))
+    quantizer.process()
+    onnx.save_model(quantizer.model.model, str(dst), save_as_external_data=external,
+                    all_tensors_to_one_file=True, location=EXTERNAL_DATA)
+    return settings
+
+
+# --------------------------------------------------------------------------------------------
+# Folder plumbing
+
+
+@contextmanager
+def _staging(out_dir: Path):
+    """A temporary folder beside `out_dir` that replaces it only if the block completes."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out_dir.exists():
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _carry_files(src: Path, dst: Path) -> None:
+    """Config and tokenizer files from `src`; tokenizer_config.json gets the chat template."""
+    for name in CARRIED_FILES:
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dst / name)
+    config_file, template_file = dst / "tokenizer_config.json", dst / "chat_template.jinja"
+    if config_file.is_file() and template_file.is_file():
+        config = json.loads(config_file.read_text())
+        if "chat_template" not in config:  # transformers >= 4.43 saves it to its own file
+            config["chat_template"] = template_file.read_text()
+            config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+
+def _describe(folder: Path, final: Path) -> dict:
+    import onnx
+
+    graph = onnx.load(str(folder / MODEL_FILE), load_external_data=False).graph
+    initializers = {t.name for t in graph.initializer}
+    return {"path": str(final / MODEL_FILE), "bytes": _model_bytes(folder),
+            "inputs": [i.name for i in graph.input if i.name not in initializers],
+            "outputs": [o.name for o in graph.output]}
+
+
+def _model_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.glob(MODEL_FILE + "*"))  # model.onnx + model.onnx_data
+
+
+def _sizes(folder: Path) -> dict:
+    return {"model_bytes": _model_bytes(folder),
+            "folder_bytes": sum(p.stat().st_size for p in folder.iterdir() if p.is_file())}
+
+
+def _checkpoint_sha256(model_dir: Path) -> dict[str, str]:
+    digests = {}
+    for path in sorted(model_dir.glob("*.safetensors")):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 24):
+                h.update(chunk)
+        digests[path.name] = h.hexdigest()
+    return digests
+
+
+def _versions(*packages: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in packages:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def _write_meta(folder: Path, meta: dict) -> None:
+    (folder / "export_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _read_meta(folder: Path) -> dict:
+    path = folder / "export_meta.json"
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -1,0 +1,75 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torch")
+
+from tracetutor.runtime.engine import Answer, Done, Settings, Step, Token, load
+from tracetutor.runtime.variants import VariantError
+
+
+def test_stream_yields_tokens_steps_answer_and_stats(trained_micro):
+    recipe, _ = trained_micro
+    engine = load(recipe.dir)
+    events = list(engine.stream("Mia has 7 apples and buys 5 more. How many apples does she have now?",
+                                Settings(max_new_tokens=64)))
+    done = events[-1]
+    assert isinstance(done, Done)
+    text = "".join(e.text for e in events if isinstance(e, Token))
+    assert text == done.text and done.stats["n_tokens"] > 0
+    assert set(done.stats) >= {"ttft_s", "tokens_per_s", "n_tokens", "peak_rss_bytes"}
+    steps = [e for e in events if isinstance(e, Step)]
+    assert [s.index for s in steps] == list(range(1, len(steps) + 1))
+    assert [s.text for s in steps] == done.steps
+    answers = [e for e in events if isinstance(e, Answer)]
+    assert [a.text for a in answers] == ([done.answer] if done.answer is not None else [])
+
+
+def test_engine_is_loaded_once_per_process(trained_micro):
+    recipe, _ = trained_micro
+    assert load(recipe.dir) is load(recipe.dir)
+
+
+def test_greedy_stream_and_batch_agree(trained_micro):
+    recipe, _ = trained_micro
+    engine = load(recipe.dir)
+    qs = ["Ben has 12 marbles and loses 4. How many are left?", "A pen costs 3 dollars. How much do 4 pens cost?"]
+    batch = engine.answer_batch(qs, Settings(max_new_tokens=48))
+    for q, b in zip(qs, batch):
+        assert engine.ask(q, Settings(max_new_tokens=48)).text == b.text
+
+
+def test_unknown_variant_lists_the_variants_on_disk(trained_micro):
+    recipe, _ = trained_micro
+    with pytest.raises(VariantError, match=r"'gguf-q8_0' is not in .*variants on disk: torch-fp32"):
+        load(recipe.dir, "gguf-q8_0")
+    with pytest.raises(VariantError, match="unknown variant 'fp64'"):
+        load(recipe.dir, "fp64")
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "tracetutor.cli", *args], capture_output=True, text=True)
+
+
+def test_chat_json_and_bench_json(trained_micro):
+    recipe, _ = trained_micro
+    out = cli("chat", str(recipe.dir), "--json", "--max-tokens", "40", "What is 3 + 4?")
+    assert out.returncode == 0, out.stderr
+    reply = json.loads(out.stdout)
+    assert set(reply) == {"answer", "steps", "stats"} and reply["stats"]["tokens_per_s"] > 0
+    out = cli("bench", str(recipe.dir), "--variants", "torch-fp32", "--problems", "heldout", "--json", "--limit", "12")
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)["variants"]["torch-fp32"]
+    assert r["n"] == 12 and 0 <= r["accuracy"] <= 1
+    assert sum(v["n"] for v in r["by_difficulty"].values()) == 12
+    assert round(sum(v["accuracy"] * v["n"] for v in r["by_family"].values())) == r["correct"]
+
+
+def test_bench_problems_file_errors_name_the_line(trained_micro, tmp_path):
+    recipe, _ = trained_micro
+    bad = tmp_path / "p.jsonl"
+    bad.write_text('{"question": "1 + 1?", "answer": 2}\n{"question": "no answer"}\n')
+    out = cli("bench", str(recipe.dir), "--problems", str(bad))
+    assert out.returncode == 2 and f"{bad}:2: missing field 'answer'" in out.stderr
