@@ -40,7 +40,7 @@ def train_tokenizer(texts, out_dir: str | Path, vocab_size: int = 1024):
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts),
         model_writer=model,
-        model_type="unigram",
+        model_type="bpe",  # llama.cpp's "llama" tokenizer reproduces sentencepiece BPE exactly
         vocab_size=vocab_size,
         character_coverage=1.0,
         split_digits=True,

@@ -77,6 +77,24 @@ def _print_train(metrics: dict, as_json: bool) -> None:
               f"({metrics['tokens_per_s']:,.0f} tokens/s), final loss {metrics['final_loss']:.4f}")
 
 
+# ---------------------------------------------------------------- export
+
+def cmd_export(args) -> int:
+    from tracetutor.export.build import DEFAULT_TARGETS, export_model, format_table
+
+    targets = DEFAULT_TARGETS if args.to == "all" else _csv(args.to)
+    report = export_model(args.model, targets, log=lambda m: print(m, file=sys.stderr))
+    failed = [v for v in targets if not report["variants"][v]["ok"]]
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_table({"variants": {v: report["variants"][v] for v in targets}}))
+        print(f"report: {Path(report['model']) / 'export_report.json'}")
+    if failed:
+        print(f"parity failed for {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 # ---------------------------------------------------------------- chat
 
 def cmd_chat(args) -> int:
@@ -179,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--force", action="store_true", help="retrain even if a trained model is on disk")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("export", help="write GGUF and ONNX variants and verify each against torch")
+    e.add_argument("model")
+    e.add_argument("--to", default="all",
+                   help="comma-separated variants (default all: gguf-f16,gguf-q8_0,gguf-q4_k_m,onnx-fp32,onnx-int8,onnx-int4)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_export)
 
     c = sub.add_parser("chat", help="ask one question; streams the steps, ends with 'Answer: X'")
     c.add_argument("model")

@@ -1,0 +1,96 @@
+"""Parity of an exported variant with the full-precision torch model.
+
+- tokenizer parity: the same ids from Hugging Face and the variant's own tokenizer on every
+  held-out question, every special token and a stress text; must be 100%;
+- greedy parity: the same generated tokens as torch on a set of prompts (full-precision
+  variants must match exactly);
+- for every variant, teacher-forced over reference traces: mean KL(torch || variant) and top-1
+  agreement of the next-token distributions, and the first step at which a greedy trace
+  diverges from torch's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+STRESS = "Line one\n\n  two  spaces,\tа tab; ünïcødé 日本語 🙂 — 1,234.50 x 12 = 14814\n   "
+
+
+def tokenizer_texts(questions: list[str], special_tokens: list[str]) -> list[str]:
+    return list(questions) + list(special_tokens) + [STRESS, " " + STRESS, "".join(special_tokens)]
+
+
+def tokenizer_parity(reference, backend, texts: list[str]) -> dict:
+    """`reference` and `backend` both have tokenize(text, special=True)."""
+    mismatches = []
+    for text in texts:
+        a, b = reference.tokenize(text, special=True), _tokenize(backend, text)
+        if a != b:
+            mismatches.append({"text": text[:80], "reference": a[:20], "variant": b[:20]})
+    return {"texts": len(texts), "identical": len(texts) - len(mismatches),
+            "rate": (len(texts) - len(mismatches)) / len(texts), "mismatches": mismatches[:5]}
+
+
+def _tokenize(backend, text):
+    try:
+        return backend.tokenize(text, special=True)
+    except TypeError:  # a backend whose tokenize always parses special tokens
+        return backend.tokenize(text)
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def logit_parity(reference, backend, sequences: list[tuple[list[int], int]]) -> dict:
+    """Teacher-forced comparison over (ids, n_prompt) sequences, at the completion's positions."""
+    kls, agree, n, max_diff = [], 0, 0, 0.0
+    for ids, n_prompt in sequences:
+        p, q = reference.logits(ids), backend.logits(ids)
+        p, q = p[n_prompt - 1:len(ids) - 1], q[n_prompt - 1:len(ids) - 1, :p.shape[-1]]
+        max_diff = max(max_diff, float(np.abs(p - q).max()))
+        lp, lq = _log_softmax(p), _log_softmax(q)
+        kls.extend((np.exp(lp) * (lp - lq)).sum(-1).tolist())
+        agree += int((p.argmax(-1) == q.argmax(-1)).sum())
+        n += len(p)
+    return {"positions": n, "mean_kl": float(np.mean(kls)) if kls else None,
+            "top1_agreement": agree / n if n else None, "max_abs_logit_diff": max_diff}
+
+
+def greedy_parity(reference_engine, engine, questions: list[str], max_new_tokens: int = 160) -> dict:
+    """Greedy completions of torch and the variant: identical tokens, and where steps diverge."""
+    from tracetutor.runtime.engine import Settings
+
+    settings = Settings(max_new_tokens=max_new_tokens)
+    ref_ids = reference_engine.backend.generate_batch([reference_engine.backend.encode_prompt(q) for q in questions], settings)
+    var_ids = engine.backend.generate_batch([engine.backend.encode_prompt(q) for q in questions], settings)
+    identical, first_steps, examples = 0, [], []
+    for q, a, b in zip(questions, ref_ids, var_ids):
+        if a == b:
+            identical += 1
+            continue
+        ta, tb = reference_engine.backend.decode(a), engine.backend.decode(b)
+        step = _first_divergent_step(ta, tb)
+        first_steps.append(step)
+        if len(examples) < 3:
+            examples.append({"question": q, "torch": ta, "variant": tb, "first_divergent_step": step})
+    return {"prompts": len(questions), "identical": identical, "rate": identical / len(questions),
+            "first_divergent_step": _histogram(first_steps), "examples": examples}
+
+
+def _first_divergent_step(a: str, b: str) -> int:
+    """1-based index of the first line (step, or the answer line) that differs."""
+    la, lb = a.splitlines(), b.splitlines()
+    for i, (x, y) in enumerate(zip(la, lb), 1):
+        if x != y:
+            return i
+    return min(len(la), len(lb)) + 1
+
+
+def _histogram(values: list[int]) -> dict:
+    out: dict[str, int] = {}
+    for v in sorted(values):
+        out[str(v)] = out.get(str(v), 0) + 1
+    return out

@@ -1,0 +1,200 @@
+"""The llama.cpp backend: a GGUF file run by llama-cpp-python, with llama.cpp's own tokenizer
+and sampler.
+
+The prompt is the chat template stored in the GGUF, rendered like every other backend renders
+it (runtime/chat.py), then tokenized by llama.cpp with special tokens parsed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections import Counter
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+from .chat import render_prompt
+from .engine import Settings
+
+
+def _llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError as e:
+        raise ImportError("the llama.cpp backend needs llama-cpp-python: pip install tracetutor[runtime]") from e
+    return llama_cpp
+
+
+class LlamaCppBackend:
+    name = "llama.cpp"
+
+    def __init__(self, path: str | Path, *, threads: int | None = None, n_ctx: int = 512):
+        self.path = Path(path)
+        check_gguf(self.path)  # llama.cpp may crash on a damaged file; this raises ValueError
+        self._lib = _llama_cpp()
+        self.threads, self.n_ctx = threads, n_ctx
+        self.llm = self._open(logits_all=False)
+        self._scorer = None  # a second context keeping every position's logits, opened by logits()
+        self.vocab = self._lib.llama_model_get_vocab(self.llm.model)
+        meta = self.llm.metadata
+        self.template = meta.get("tokenizer.chat_template")
+        self.eos_id = int(meta.get("tokenizer.ggml.eos_token_id", self.llm.token_eos()))
+        bos = meta.get("tokenizer.ggml.bos_token_id")
+        # the template's bos_token is empty when the tokenizer has none (Qwen2), as in transformers
+        self.bos_text = self._piece(int(bos)) if bos is not None else ""
+        self.eos_text = self._piece(self.eos_id)
+        self._byte_fallback = self._unigram_byte_fallback()
+
+    def _open(self, *, logits_all: bool):
+        return self._lib.Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_batch=min(512, self.n_ctx),
+                               n_threads=self.threads, n_threads_batch=self.threads,
+                               logits_all=logits_all, verbose=False, seed=0)
+
+    def _piece(self, token: int) -> str:
+        return self._lib.llama_vocab_get_text(self.vocab, token).decode("utf-8", errors="replace")
+
+    # ---- text <-> ids
+
+    def encode_prompt(self, question: str) -> list[int]:
+        if not self.template:
+            raise ValueError(f"{self.path}: no chat template in the GGUF metadata (tokenizer.chat_template)")
+        text = render_prompt(self.template, question, bos_token=self.bos_text, eos_token=self.eos_text)
+        return self.tokenize(text, special=True)  # the template writes bos itself
+
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        """llama.cpp's ids for `text`, no bos added; special=True parses control tokens in the text."""
+        if self._byte_fallback is None:
+            return self._llama_tokenize(text, special)
+        # characters the vocabulary lacks become their UTF-8 byte tokens, as in sentencepiece
+        pattern, byte_id = self._byte_fallback
+        ids, start = [], 0
+        for m in pattern.finditer(text):
+            if m.group("missing"):
+                ids += self._llama_tokenize(text[start:m.start()], special)
+                ids += [byte_id[b] for b in m.group("missing").encode("utf-8")]
+                start = m.end()
+        return ids + self._llama_tokenize(text[start:], special)
+
+    def _llama_tokenize(self, text: str, special: bool) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=special) if text else []
+
+    def _unigram_byte_fallback(self):
+        """llama.cpp's unigram ("t5") tokenizer writes <unk> for a character that has no token,
+        where sentencepiece with byte fallback writes the character's bytes. For such a
+        vocabulary: (a regex finding special tokens or runs of missing characters, byte -> id)."""
+        lib, vocab = self._lib, self.vocab
+        if lib.llama_vocab_type(vocab) != lib.LLAMA_VOCAB_TYPE_UGM:
+            return None
+        chars, specials, byte_id = set(), [], {}
+        special = lib.LLAMA_TOKEN_ATTR_CONTROL | lib.LLAMA_TOKEN_ATTR_USER_DEFINED | lib.LLAMA_TOKEN_ATTR_UNKNOWN
+        for i in range(lib.llama_vocab_n_tokens(vocab)):
+            attr, piece = lib.llama_vocab_get_attr(vocab, i), self._piece(i)
+            if attr & lib.LLAMA_TOKEN_ATTR_BYTE:
+                byte_id[int(piece[3:5], 16)] = i  # "<0x41>"
+            elif attr & lib.LLAMA_TOKEN_ATTR_NORMAL and len(piece) == 1:
+                chars.add(" " if piece == "\u2581" else piece)
+            elif attr & special and piece:
+                specials.append(piece)
+        if len(byte_id) < 256 or not chars:
+            return None
+        # special tokens are matched first so that their characters are never cut out
+        alternatives = [re.escape(s) for s in sorted(specials, key=len, reverse=True)]
+        missing = "(?P<missing>[^" + "".join(re.escape(c) for c in sorted(chars)) + "]+)"
+        return re.compile("|".join(alternatives + [missing])), byte_id
+
+    def decode(self, ids: list[int]) -> str:
+        """The text of `ids`; control tokens (bos, end of turn) render as nothing."""
+        if not ids:
+            return ""
+        tokens = (self._lib.llama_token * len(ids))(*ids)
+        size = 8 * len(ids) + 64
+        for _ in range(2):
+            buf = ctypes.create_string_buffer(size)
+            n = self._lib.llama_detokenize(self.vocab, tokens, len(ids), buf, size, False, False)
+            if n >= 0:
+                return buf.raw[:n].decode("utf-8", errors="replace")
+            size = -n  # too small: llama.cpp says how much it needs
+        raise RuntimeError(f"llama.cpp could not detokenize {len(ids)} tokens")
+
+    # ---- generation
+
+    def stream_ids(self, prompt: list[int], settings: Settings) -> Iterator[int]:
+        if len(prompt) >= self.n_ctx:
+            raise ValueError(f"prompt of {len(prompt)} tokens does not fit the context of {self.n_ctx}")
+        if settings.max_new_tokens <= 0:
+            return
+        if settings.temperature <= 0:
+            sampling = dict(temp=0.0)  # llama.cpp's greedy sampler
+        else:
+            sampling = dict(temp=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
+                            min_p=0.0, typical_p=1.0)
+            # llama.cpp's default seed (0xFFFFFFFF) means a fresh random one
+            self.llm.set_seed(settings.seed if settings.seed is not None else self._lib.LLAMA_DEFAULT_SEED)
+        budget = min(settings.max_new_tokens, self.n_ctx - len(prompt))
+        n = 0
+        for tok in self.llm.generate(prompt, reset=True, repeat_penalty=1.0, **sampling):
+            if tok == self.eos_id:
+                return
+            yield tok
+            n += 1
+            if n >= budget:
+                return
+
+    def generate_batch(self, prompts: list[list[int]], settings: Settings) -> list[list[int]]:
+        """Greedy completions, one prompt after another (llama.cpp runs one sequence here)."""
+        greedy = replace(settings, temperature=0.0)
+        return [list(self.stream_ids(p, greedy)) for p in prompts]
+
+    def logits(self, ids: list[int]):
+        """Teacher-forced logits, a float32 array (len(ids), vocab): row i predicts ids[i + 1]."""
+        import numpy as np
+
+        if len(ids) > self.n_ctx:
+            raise ValueError(f"{len(ids)} tokens do not fit the context of {self.n_ctx}")
+        if self._scorer is None:
+            self._scorer = self._open(logits_all=True)
+        self._scorer.reset()
+        self._scorer.eval(ids)
+        return np.array(self._scorer.scores[:len(ids)], dtype=np.float32)
+
+    def close(self) -> None:
+        for llm in (self.llm, self._scorer):
+            if llm is not None:
+                llm.close()
+        self._scorer = None
+
+
+def check_gguf(path: str | Path) -> dict:
+    """Read the header and tensor table of `path`; ValueError naming the file if it is damaged.
+
+    Returns {"path", "bytes", "tensors", "architecture", "tensor_types", "tensor_type_of",
+    "tensor_shapes"} (shapes in ggml order: row length first).
+    """
+    import gguf
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size < 24:  # magic, version, tensor count, kv count
+        raise ValueError(f"{path}: not a GGUF file (only {size} bytes)")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise ValueError(f"{path}: not a GGUF file (magic {magic!r}, expected b'GGUF')")
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as e:  # a short read surfaces as whatever numpy or struct raised
+        raise ValueError(f"{path}: truncated or corrupt GGUF ({type(e).__name__}: {e})") from None
+    for t in reader.tensors:
+        end = int(t.data_offset) + int(t.n_bytes)
+        if end > size:
+            raise ValueError(f"{path}: truncated: tensor {t.name} ends at byte {end}, "
+                             f"but the file has {size} bytes")
+    arch = reader.get_field("general.architecture")
+    type_of = {t.name: t.tensor_type.name for t in reader.tensors}
+    summary = {"path": str(path), "bytes": size, "tensors": len(reader.tensors),
+               "architecture": arch.contents() if arch is not None else None,
+               "tensor_types": dict(Counter(type_of.values())), "tensor_type_of": type_of,
+               "tensor_shapes": {t.name: [int(d) for d in t.shape] for t in reader.tensors}}
+    del reader  # release the memory map
+    return summary
