@@ -30,6 +30,8 @@ class Settings:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     """Extra strings that end generation (the end-of-turn token always does)."""
+    logprobs: bool = False
+    """Ask the backend for each generated token's log-probability (per-step confidence)."""
 
 
 class Backend(Protocol):
@@ -40,7 +42,9 @@ class Backend(Protocol):
     def decode(self, ids: list[int]) -> str: ...
 
     def stream_ids(self, prompt: list[int], settings: Settings) -> Iterator[int]:
-        """Generated ids, one at a time, ending before the end-of-turn token."""
+        """Generated ids, one at a time, ending before the end-of-turn token. With
+        `settings.logprobs`, `last_logprob` holds each yielded id's log-probability under the
+        model (before temperature) until the next one is yielded."""
         ...
 
     def generate_batch(self, prompts: list[list[int]], settings: Settings) -> list[list[int]]:
@@ -70,6 +74,22 @@ class Done:
     steps: list[str]
     answer: str | None
     stats: dict = field(default_factory=dict)
+    step_confidence: list[float | None] | None = None
+    """Mean log-probability of each step's tokens (with Settings.logprobs)."""
+
+
+@dataclass
+class Solution:
+    """Self-consistency over sampled traces: the majority answer and how sure the vote is."""
+
+    answer: str | None
+    votes: dict[str, int]
+    """Canonical answer → number of traces that reached it (no answer counts as None's)."""
+    share: float
+    """Votes of the winning answer / samples."""
+    trace: Done
+    """The most confident trace that reached the winning answer."""
+    traces: list[Done]
 
 
 Event = Token | Step | Answer | Done
@@ -82,16 +102,20 @@ class Engine:
 
     def stream(self, question: str, settings: Settings | None = None) -> Iterator[Event]:
         settings = settings or Settings()
-        prompt = self.backend.encode_prompt(question)
+        backend = self.backend
+        prompt = backend.encode_prompt(question)
         ids: list[int] = []
         text, line_start, n_steps = "", 0, 0
+        line_logprobs: list[list[float]] = [[]]  # per line of the completion
         start = time.perf_counter()
         ttft = None
-        for tok in self.backend.stream_ids(prompt, settings):
+        for tok in backend.stream_ids(prompt, settings):
             if ttft is None:
                 ttft = time.perf_counter() - start
             ids.append(tok)
-            new = self.backend.decode(ids)
+            if settings.logprobs and getattr(backend, "last_logprob", None) is not None:
+                line_logprobs[-1].append(backend.last_logprob)
+            new = backend.decode(ids)
             if new.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
                 continue
             delta, text = new[len(text):], new
@@ -101,6 +125,7 @@ class Engine:
                 end = text.index("\n", line_start)
                 event = _line_event(text[line_start:end], n_steps)
                 line_start = end + 1
+                line_logprobs.append([])
                 if isinstance(event, Step):
                     n_steps += 1
                 if event:
@@ -121,16 +146,45 @@ class Engine:
             "tokens_per_s": round((len(ids) - 1) / decode_s, 1) if len(ids) > 1 and decode_s > 0 else None,
             "total_s": round(elapsed, 4),
             "peak_rss_bytes": _peak_rss(),
-            "backend": self.backend.name,
+            "backend": backend.name,
             "variant": self.variant,
         }
-        yield Done(text=text, steps=steps, answer=answer, stats=stats)
+        confidence = None
+        if settings.logprobs:
+            lines = [(ln, lp) for ln, lp in zip(text.split("\n"), line_logprobs) if ln.strip()]
+            confidence = [round(sum(lp) / len(lp), 4) if lp else None
+                          for ln, lp in lines if not ln.lstrip().startswith("Answer:")][:len(steps)]
+        yield Done(text=text, steps=steps, answer=answer, stats=stats, step_confidence=confidence)
 
     def ask(self, question: str, settings: Settings | None = None) -> Done:
         """The whole answer at once (the stream's last event)."""
         for event in self.stream(question, settings):
             pass
         return event
+
+    def solve(self, question: str, samples: int = 5, settings: Settings | None = None) -> Solution:
+        """Self-consistency: `samples` traces (greedy when 1, else sampled at the settings'
+        temperature, 0.7 if unset), majority vote over canonical answers, per-step confidence."""
+        from dataclasses import replace
+
+        from tracetutor.trace import canonical_answer
+
+        settings = replace(settings or Settings(), logprobs=True)
+        if samples > 1 and settings.temperature <= 0:
+            settings = replace(settings, temperature=0.7)
+        base_seed = settings.seed if settings.seed is not None else 0
+        traces = [self.ask(question, replace(settings, seed=base_seed + i) if samples > 1 else settings)
+                  for i in range(max(1, samples))]
+        votes: dict = {}
+        for t in traces:
+            key = canonical_answer(t.answer) if t.answer is not None else None
+            votes[key] = votes.get(key, 0) + 1
+        ranked = sorted(votes.items(), key=lambda kv: (kv[0] is None, -kv[1]))
+        winner = ranked[0][0]
+        chosen = [t for t in traces if (canonical_answer(t.answer) if t.answer is not None else None) == winner]
+        best = max(chosen, key=lambda t: _mean([c for c in (t.step_confidence or []) if c is not None]))
+        return Solution(answer=best.answer if winner is not None else None, votes={str(k): v for k, v in ranked},
+                        share=ranked[0][1] / len(traces), trace=best, traces=traces)
 
     def answer_batch(self, questions: list[str], settings: Settings | None = None) -> list[Done]:
         """Greedy answers to many questions, batched where the backend can."""
@@ -151,6 +205,10 @@ def _line_event(line: str, n_steps: int):
     if line.strip() and steps:
         return Step(n_steps + 1, steps[0])
     return None
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("-inf")
 
 
 def _peak_rss() -> int:

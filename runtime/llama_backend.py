@@ -28,6 +28,7 @@ def _llama_cpp():
 
 class LlamaCppBackend:
     name = "llama.cpp"
+    last_logprob: float | None = None
 
     def __init__(self, path: str | Path, *, threads: int | None = None, n_ctx: int = 512):
         self.path = Path(path)
@@ -133,9 +134,16 @@ class LlamaCppBackend:
             self.llm.set_seed(settings.seed if settings.seed is not None else self._lib.LLAMA_DEFAULT_SEED)
         budget = min(settings.max_new_tokens, self.n_ctx - len(prompt))
         n = 0
+        # generate() keeps the longest common prefix of the previous call in the KV cache
         for tok in self.llm.generate(prompt, reset=True, repeat_penalty=1.0, **sampling):
             if tok == self.eos_id:
                 return
+            if settings.logprobs:  # the context's logits are the ones this token was drawn from
+                import numpy as np
+
+                x = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).astype(np.float64)
+                m = x.max()
+                self.last_logprob = float(x[tok] - m - np.log(np.exp(x - m).sum()))
             yield tok
             n += 1
             if n >= budget:

@@ -179,6 +179,8 @@ class OnnxBackend:
         """Logits (len(ids), vocab) of one teacher-forced forward pass."""
         return self._forward(list(ids), self._empty_past(), 0)[0]
 
+    last_logprob: float | None = None
+
     def _pick(self, logits: np.ndarray, settings: Settings, rng: np.random.Generator) -> int:
         if settings.temperature <= 0:
             return int(logits.argmax())
@@ -205,6 +207,8 @@ class OnnxBackend:
             tok = self._pick(logits[-1], settings, rng)
             if tok in self.eos_ids:
                 return
+            if settings.logprobs:
+                self.last_logprob = _logprob(logits[-1], tok)
             yield tok
             logits, past = self._forward([tok], past, n_past)
             n_past += 1
@@ -213,3 +217,9 @@ class OnnxBackend:
         """Greedy completions, one prompt at a time (onnxruntime on CPU gains little from batching)."""
         greedy = dataclasses.replace(settings, temperature=0.0)
         return [list(self.stream_ids(p, greedy)) for p in prompts]
+
+
+def _logprob(logits: np.ndarray, tok: int) -> float:
+    x = logits.astype(np.float64)
+    m = x.max()
+    return float(x[tok] - m - np.log(np.exp(x - m).sum()))

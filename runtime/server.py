@@ -26,8 +26,8 @@ the event loop with a queue, so a long generation never blocks other requests fr
 accepted (they wait their turn), and a client that disconnects stops its generation.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the route signatures, whose types
+# (Request) are imported inside build_app.
 import asyncio
 import json
 import threading
@@ -339,7 +339,7 @@ async def _stream_events(engine: Engine, executor: ThreadPoolExecutor, question:
                 put(event)
                 if cancelled.is_set():
                     break
-        except BaseException as e:  # handed to the event loop, raised there
+        except Exception as e:  # handed to the event loop, raised there
             put(e)
         finally:
             put(end)

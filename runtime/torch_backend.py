@@ -24,6 +24,7 @@ class TorchBackend:
         self.model.to(self.device).eval()
         self.eos_id = self.tokenizer.eos_token_id
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_id
+        self.last_logprob: float | None = None
 
     def encode_prompt(self, question: str) -> list[int]:
         return self.tokenizer.apply_chat_template([{"role": "user", "content": question}],
@@ -70,9 +71,12 @@ class TorchBackend:
             ids = torch.tensor([prompt], device=self.device)
             out = self.model(input_ids=ids, use_cache=True)
             for _ in range(settings.max_new_tokens):
-                tok = self._pick(out.logits[0, -1].cpu(), settings, generator)
+                logits = out.logits[0, -1].float().cpu()
+                tok = self._pick(logits, settings, generator)
                 if tok == self.eos_id:
                     return
+                if settings.logprobs:
+                    self.last_logprob = float(torch.log_softmax(logits, -1)[tok])
                 yield tok
                 out = self.model(input_ids=torch.tensor([[tok]], device=self.device),
                                  past_key_values=out.past_key_values, use_cache=True)

@@ -73,3 +73,18 @@ def test_bench_problems_file_errors_name_the_line(trained_micro, tmp_path):
     bad.write_text('{"question": "1 + 1?", "answer": 2}\n{"question": "no answer"}\n')
     out = cli("bench", str(recipe.dir), "--problems", str(bad))
     assert out.returncode == 2 and f"{bad}:2: missing field 'answer'" in out.stderr
+
+
+def test_self_consistency_votes_over_sampled_traces(trained_micro):
+    recipe, _ = trained_micro
+    engine = load(recipe.dir)
+    sol = engine.solve("Ben has 12 marbles and loses 4. How many are left?", samples=5,
+                       settings=Settings(max_new_tokens=48, seed=3))
+    assert len(sol.traces) == 5 and sum(sol.votes.values()) == 5
+    assert sol.share == max(sol.votes.values()) / 5
+    assert len({t.text for t in sol.traces}) > 1, "sampled traces should differ"
+    assert len(sol.trace.step_confidence) == len(sol.trace.steps)
+    assert all(c is None or c <= 0 for c in sol.trace.step_confidence)
+    again = engine.solve("Ben has 12 marbles and loses 4. How many are left?", samples=5,
+                         settings=Settings(max_new_tokens=48, seed=3))
+    assert [t.text for t in again.traces] == [t.text for t in sol.traces]  # seeded: reproducible

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -103,6 +104,8 @@ def cmd_chat(args) -> int:
     engine = load(args.model, args.variant, threads=args.threads)
     settings = Settings(max_new_tokens=args.max_tokens, temperature=args.temperature,
                         top_p=args.top_p, top_k=args.top_k, seed=args.seed)
+    if args.samples > 1:
+        return _chat_samples(engine, args, settings)
     for event in engine.stream(args.question, settings):
         if isinstance(event, Token) and not args.json:
             print(event.text, end="", flush=True)
@@ -115,17 +118,44 @@ def cmd_chat(args) -> int:
             print()
         if done.answer is None:
             print("(no answer line)", file=sys.stderr)
-        s = done.stats
-        rate = f"{s['tokens_per_s']:.0f} tokens/s" if s["tokens_per_s"] else "-"
-        print(f"[{s['n_tokens']} tokens, first after {s['ttft_s'] * 1000:.0f} ms, {rate}, {done.stats['variant']}]",
-              file=sys.stderr)
+        _print_stats(done.stats)
     return 0
+
+
+def _chat_samples(engine, args, settings) -> int:
+    """Self-consistency: several sampled traces, the majority answer and its vote share."""
+    sol = engine.solve(args.question, samples=args.samples, settings=settings)
+    if args.json:
+        print(json.dumps({"answer": sol.answer, "steps": sol.trace.steps, "votes": sol.votes, "share": sol.share,
+                          "step_confidence": sol.trace.step_confidence, "stats": sol.trace.stats}))
+        return 0
+    for i, (step, conf) in enumerate(zip(sol.trace.steps, sol.trace.step_confidence or []), 1):
+        sure = "" if conf is None else f"   (confidence {math.exp(conf):.0%})"
+        print(f"Step {i}: {step}{sure}")
+    won = sol.votes.get(str(sol.answer), 0) if sol.answer is not None else 0
+    print(f"Answer: {sol.answer}   ({won} of {len(sol.traces)} traces agree)")
+    print("votes: " + ", ".join(f"{k}: {v}" for k, v in sol.votes.items()), file=sys.stderr)
+    _print_stats(sol.trace.stats)
+    return 0
+
+
+def _print_stats(s: dict) -> None:
+    rate = f"{s['tokens_per_s']:.0f} tokens/s" if s.get("tokens_per_s") else "-"
+    print(f"[{s['n_tokens']} tokens, first after {s['ttft_s'] * 1000:.0f} ms, {rate}, {s['variant']}]",
+          file=sys.stderr)
 
 
 # ---------------------------------------------------------------- bench
 
 def cmd_bench(args) -> int:
     from tracetutor.apps.bench import format_table, run_bench
+
+    if args.speed:
+        from tracetutor.apps.speed import format_speed, run_speed
+
+        report = run_speed(args.model, _csv(args.variants), n=args.limit or 12, threads=args.threads)
+        print(json.dumps(report) if args.json else format_speed(report))
+        return 0
 
     report = run_bench(args.model, _csv(args.variants), args.problems, limit=args.limit, threads=args.threads)
     if args.out:
@@ -137,6 +167,15 @@ def cmd_bench(args) -> int:
     else:
         print(f"{report['n']} problems from {report['problems']}")
         print(format_table(report))
+    return 0
+
+
+# ---------------------------------------------------------------- serve
+
+def cmd_serve(args) -> int:
+    from tracetutor.runtime.server import serve
+
+    serve(args.model, args.variant, args.host, args.port, threads=args.threads)
     return 0
 
 
@@ -208,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("chat", help="ask one question; streams the steps, ends with 'Answer: X'")
     c.add_argument("model")
     c.add_argument("question")
-    c.add_argument("--variant", default="torch-fp32")
+    c.add_argument("--variant", default="torch-fp32", help="torch-fp32, gguf-q8_0, onnx-int8, ...")
+    c.add_argument("--samples", type=int, default=1,
+                   help="self-consistency: sample K traces and take the majority answer")
     c.add_argument("--max-tokens", type=int, default=192)
     c.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
     c.add_argument("--top-p", type=float, default=1.0)
@@ -225,8 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--limit", type=int, default=None, help="only the first N problems")
     b.add_argument("--threads", type=int, default=None)
     b.add_argument("--out", help="also write bench.json into this folder")
+    b.add_argument("--speed", action="store_true",
+                   help="measure decode tokens/s and time to first token instead (and llama.cpp's raw speed)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
+
+    sv = sub.add_parser("serve", help="an OpenAI-compatible chat server (/v1/chat/completions, /v1/models)")
+    sv.add_argument("model")
+    sv.add_argument("--variant", default="torch-fp32")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--threads", type=int, default=None)
+    sv.set_defaults(func=cmd_serve)
 
     pl = sub.add_parser("pipeline", help="data → tokenizer → train → bench → report for a recipe")
     pl.add_argument("model")
