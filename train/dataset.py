@@ -35,12 +35,14 @@ def encode_example(tokenizer, trace: Trace, mode: str, max_len: int) -> dict | N
     return {"input_ids": ids, "labels": [IGNORE] * len(prompt) + completion}
 
 
-def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int) -> list[list[int]]:
+def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int,
+                     lengths: list[int] | None = None) -> list[list[int]]:
     """Batches of trace indices, stage after stage; within a stage, length-grouped batches.
 
     `stages` are recipe Stage objects (levels, examples, replay). Each stage draws
     `examples` traces: a `replay` share from the levels of earlier stages, the rest from its
     own levels, cycling through a shuffled pool so every trace is used before any repeats.
+    `lengths` (token counts) group batches by length; without them, text length stands in.
     """
     rng = random.Random(seed)
     by_level = defaultdict(list)
@@ -70,21 +72,21 @@ def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int) ->
         n_replay = round(stage.examples * stage.replay) if earlier else 0
         picked = draw(own, stage.examples - n_replay) + (draw(earlier, n_replay) if n_replay else [])
         rng.shuffle(picked)
-        batches.extend(_length_grouped(picked, traces, batch_size, rng))
+        batches.extend(_length_grouped(picked, lengths or [_text_length(t) for t in traces], batch_size, rng))
         seen_levels.extend(stage.levels)
     return batches
 
 
-def _length_grouped(indices, traces, batch_size, rng, megabatch=16):
-    """Sort each window of `megabatch` batches by length, cut into batches, shuffle them."""
-    def size(i):
-        t = traces[i]
-        return len(t.question) + sum(len(s) for s in t.steps)
+def _text_length(t: Trace) -> int:
+    return len(t.question) + sum(len(s) for s in t.steps)
 
+
+def _length_grouped(indices, lengths, batch_size, rng, megabatch=64):
+    """Sort each window of `megabatch` batches by length, cut into batches, shuffle them."""
     out = []
     window = batch_size * megabatch
     for start in range(0, len(indices), window):
-        chunk = sorted(indices[start:start + window], key=size)
+        chunk = sorted(indices[start:start + window], key=lambda i: lengths[i])
         out.extend(chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size))
     rng.shuffle(out)
     return out

@@ -100,7 +100,8 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
             kept.append(t)
     if len(kept) < len(traces):
         print(f"skipped {len(traces) - len(kept)} traces longer than max_len={recipe.model.max_len}")
-    order = curriculum_order(kept, cfg.stages, cfg.batch_size, cfg.seed)
+    order = curriculum_order(kept, cfg.stages, cfg.batch_size, cfg.seed,
+                             lengths=[len(e["input_ids"]) for e in examples])
     batches = _BatchList([[examples[i] for i in b] for b in order])
     collate = PadCollator(tokenizer.pad_token_id)
 
