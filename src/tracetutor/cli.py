@@ -182,24 +182,36 @@ def cmd_serve(args) -> int:
 # ---------------------------------------------------------------- pipeline
 
 def cmd_pipeline(args) -> int:
-    """data → tokenizer → train → bench → report, each stage resuming from what is on disk."""
+    """data → tokenizer → train → export → bench → report, each stage resuming from what is on disk."""
     from tracetutor.apps.bench import format_table, run_bench
     from tracetutor.apps.report import write_report
     from tracetutor.recipe import load_recipe
     from tracetutor.train.pipeline import prepare_data, prepare_model, prepare_tokenizer
 
     recipe = load_recipe(args.model)
-    print(f"== {recipe.name}: data", file=sys.stderr)
+
+    def stage(name):
+        print(f"== {recipe.name}: {name}", file=sys.stderr, flush=True)
+
+    stage("data")
     prepare_data(recipe)
-    print(f"== {recipe.name}: tokenizer", file=sys.stderr)
+    stage("tokenizer")
     prepare_tokenizer(recipe)
-    print(f"== {recipe.name}: train", file=sys.stderr)
+    stage("train")
     metrics = prepare_model(recipe, force=args.force)
     _print_train(metrics, False)
-    print(f"== {recipe.name}: bench (held-out)", file=sys.stderr)
-    report = run_bench(recipe.dir, ["torch-fp32"], "heldout")
-    (recipe.dir / "bench.json").write_text(json.dumps(report, indent=1))
-    print(format_table(report))
+    variants = ["torch-fp32"]
+    if not args.no_export:
+        from tracetutor.export.build import DEFAULT_TARGETS, export_model, format_table as export_table
+
+        stage("export")
+        report = export_model(recipe.dir, DEFAULT_TARGETS, log=lambda m: print(m, file=sys.stderr))
+        print(export_table(report))
+        variants += list(DEFAULT_TARGETS)
+    stage("bench (held-out)")
+    bench = run_bench(recipe.dir, variants, "heldout")
+    (recipe.dir / "bench.json").write_text(json.dumps(bench, indent=1))
+    print(format_table(bench))
     path = write_report(recipe)
     print(f"report: {path}")
     return 0
@@ -279,9 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--threads", type=int, default=None)
     sv.set_defaults(func=cmd_serve)
 
-    pl = sub.add_parser("pipeline", help="data → tokenizer → train → bench → report for a recipe")
+    pl = sub.add_parser("pipeline", help="data → tokenizer → train → export → bench → report for a recipe")
     pl.add_argument("model")
     pl.add_argument("--force", action="store_true", help="retrain even if a trained model is on disk")
+    pl.add_argument("--no-export", action="store_true", help="stop after training: bench the torch model only")
     pl.set_defaults(func=cmd_pipeline)
     return p
 
