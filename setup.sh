@@ -10,5 +10,5 @@ PY=${PYTHON:-python3}
 python -m pip install -q --upgrade pip
 TORCH=${TRACETUTOR_TORCH:-torch==2.13.0}
 python -c "import torch" 2>/dev/null || python -m pip install -q "$TORCH"
-python -m pip install -q -e ".[train,dev]"
+python -m pip install -q -e ".[train,export,runtime,dev]"
 echo "tracetutor is set up in .venv (torch $(python -c 'import torch; print(torch.__version__)'))"
