@@ -59,24 +59,38 @@ def logit_parity(reference, backend, sequences: list[tuple[list[int], int]]) -> 
             "top1_agreement": agree / n if n else None, "max_abs_logit_diff": max_diff}
 
 
-def greedy_parity(reference_engine, engine, questions: list[str], max_new_tokens: int = 160) -> dict:
-    """Greedy completions of torch and the variant: identical tokens, and where steps diverge."""
+def greedy_parity(reference_engine, engine, questions: list[str], max_new_tokens: int = 160,
+                  tie_margin: float = 0.1) -> dict:
+    """Greedy completions of torch and the variant: identical tokens, and where steps diverge.
+
+    A divergence where torch's two best logits lie within `tie_margin` of each other is a
+    near-tie: any rounding (f16 weights, another summation order) may flip it, so it is counted
+    apart from real divergences.
+    """
     from tracetutor.runtime.engine import Settings
 
     settings = Settings(max_new_tokens=max_new_tokens)
-    ref_ids = reference_engine.backend.generate_batch([reference_engine.backend.encode_prompt(q) for q in questions], settings)
-    var_ids = engine.backend.generate_batch([engine.backend.encode_prompt(q) for q in questions], settings)
-    identical, first_steps, examples = 0, [], []
-    for q, a, b in zip(questions, ref_ids, var_ids):
+    ref, var = reference_engine.backend, engine.backend
+    prompts = [ref.encode_prompt(q) for q in questions]
+    ref_ids = ref.generate_batch(prompts, settings)
+    var_ids = var.generate_batch([var.encode_prompt(q) for q in questions], settings)
+    identical, near_ties, first_steps, examples = 0, 0, [], []
+    for q, prompt, a, b in zip(questions, prompts, ref_ids, var_ids):
         if a == b:
             identical += 1
             continue
-        ta, tb = reference_engine.backend.decode(a), engine.backend.decode(b)
+        k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        top2 = np.sort(ref.logits(prompt + a[:k])[-1])[-2:]
+        margin = float(top2[1] - top2[0])
+        near_ties += margin < tie_margin
+        ta, tb = ref.decode(a), var.decode(b)
         step = _first_divergent_step(ta, tb)
         first_steps.append(step)
         if len(examples) < 3:
-            examples.append({"question": q, "torch": ta, "variant": tb, "first_divergent_step": step})
+            examples.append({"question": q, "torch": ta, "variant": tb, "first_divergent_step": step,
+                             "torch_top2_margin": round(margin, 4)})
     return {"prompts": len(questions), "identical": identical, "rate": identical / len(questions),
+            "near_ties": int(near_ties), "tie_margin": tie_margin,
             "first_divergent_step": _histogram(first_steps), "examples": examples}
 
 
