@@ -65,6 +65,52 @@ def _plot_levels(benches: dict[str, dict], out: Path) -> None:
     plt.close(fig)
 
 
+def _variants_section(export: dict, bench: dict | None, d: Path) -> list[str]:
+    """Quantized versus full precision: size, parity with torch and held-out accuracy."""
+    acc = (bench or {}).get("variants", {})
+    lines = ["## Exported variants", "",
+             "Each variant checked against torch fp32: tokenizer parity on the held-out questions, special "
+             "tokens and a stress text; greedy tokens on held-out prompts (near-ties: torch's two best logits "
+             "within 0.1); mean KL(torch ‖ variant) and top-1 agreement teacher-forced over reference traces.", "",
+             "| variant | size | held-out accuracy | tokenizer | greedy identical | mean KL | top-1 | tensor/op types |",
+             "|---|---|---|---|---|---|---|---|"]
+    if "torch-fp32" in acc:
+        size = sum(f.stat().st_size for f in d.glob("*.safetensors")) / 1e6
+        lines.append(f"| torch-fp32 | {size:.1f} MB | **{_pct(acc['torch-fp32']['accuracy'])}** | – | – | – | – | f32 |")
+    points = []
+    for v, e in export["variants"].items():
+        f, g, lg = e["file"], e["greedy"], e["logits"]
+        types = f.get("tensor_types") or f.get("ops") or {}
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(types.items(), key=lambda kv: -kv[1])[:3])
+        a = acc.get(v, {}).get("accuracy")
+        if a is not None:
+            points.append((v, f["bytes"] / 1e6, a))
+        lines.append(f"| {v} | {f['bytes'] / 1e6:.1f} MB | **{_pct(a)}** | {_pct(e['tokenizer']['rate'])} | "
+                     f"{g['identical']}/{g['prompts']}" + (f" ({g['near_ties']} near-ties)" if g.get("near_ties") else "")
+                     + f" | {lg['mean_kl']:.2e} | {_pct(lg['top1_agreement'])} | {kinds} |")
+    lines.append("")
+    if points:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        for v, mb, a in points:
+            ax.scatter(mb, 100 * a)
+            ax.annotate(v, (mb, 100 * a), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        if "torch-fp32" in acc:
+            ax.axhline(100 * acc["torch-fp32"]["accuracy"], ls="--", lw=1, color="gray", label="torch fp32")
+            ax.legend(fontsize=8)
+        ax.set_xlabel("file size (MB)")
+        ax.set_ylabel("held-out accuracy (%)")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(d / "variants.png", dpi=120)
+        plt.close(fig)
+        lines += ["![accuracy against size](variants.png)", ""]
+    return lines
+
+
 def write_report(recipe: Recipe) -> Path:
     d = recipe.dir
     meta, metrics, bench = _read(d / "data" / "meta.json"), _read(d / "train_metrics.json"), _read(d / "bench.json")
@@ -124,6 +170,9 @@ def write_report(recipe: Recipe) -> Path:
             for w in first["wrong"][:3]:
                 lines += [f"- **{w['id']}**: {w['question']}", f"  expected {w['expected']}, got {w['got']}:",
                           "", "  ```", *("  " + x for x in w["completion"].splitlines()), "  ```", ""]
+    export = _read(d / "export_report.json")
+    if export:
+        lines += _variants_section(export, bench, d)
     path = d / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -21,11 +21,17 @@ def _compiled(template: str):
     return env.from_string(template)
 
 
-def render_prompt(template: str, question: str, *, bos_token: str = "", eos_token: str = "") -> str:
-    """The text of a one-turn conversation up to where the assistant starts answering."""
-    return _compiled(template).render(
-        messages=[{"role": "user", "content": question}], add_generation_prompt=True,
-        bos_token=bos_token, eos_token=eos_token)
+def messages_of(question: str | list[dict]) -> list[dict]:
+    """A question is a one-turn conversation; a list of {role, content} messages is kept as is."""
+    return [{"role": "user", "content": question}] if isinstance(question, str) else list(question)
+
+
+def render_prompt(template: str, question: str | list[dict], *, bos_token: str = "", eos_token: str = "") -> str:
+    """The text of a conversation (a question, or earlier turns ending with the user's) up to
+    where the assistant starts answering. A later turn's text starts with the earlier turn's,
+    so a backend that keeps its KV cache (llama.cpp) only evaluates the new tokens."""
+    return _compiled(template).render(messages=messages_of(question), add_generation_prompt=True,
+                                      bos_token=bos_token, eos_token=eos_token)
 
 
 def template_from_folder(folder: str | Path) -> tuple[str, str, str]:

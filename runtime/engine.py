@@ -37,7 +37,9 @@ class Settings:
 class Backend(Protocol):
     name: str
 
-    def encode_prompt(self, question: str) -> list[int]: ...
+    def encode_prompt(self, question: str | list[dict]) -> list[int]:
+        """The chat template's prompt for a question or a conversation (list of messages)."""
+        ...
 
     def decode(self, ids: list[int]) -> str: ...
 
@@ -100,7 +102,8 @@ class Engine:
         self.backend = backend
         self.variant = variant
 
-    def stream(self, question: str, settings: Settings | None = None) -> Iterator[Event]:
+    def stream(self, question: str | list[dict], settings: Settings | None = None) -> Iterator[Event]:
+        """Events of one answer to a question, or to a conversation's last user turn."""
         settings = settings or Settings()
         backend = self.backend
         prompt = backend.encode_prompt(question)

@@ -30,11 +30,12 @@ class LlamaCppBackend:
     name = "llama.cpp"
     last_logprob: float | None = None
 
-    def __init__(self, path: str | Path, *, threads: int | None = None, n_ctx: int = 512):
+    def __init__(self, path: str | Path, *, threads: int | None = None, n_ctx: int | None = None):
         self.path = Path(path)
-        check_gguf(self.path)  # llama.cpp may crash on a damaged file; this raises ValueError
+        summary = check_gguf(self.path)  # llama.cpp may crash on a damaged file; this raises ValueError
         self._lib = _llama_cpp()
-        self.threads, self.n_ctx = threads, n_ctx
+        # the model's own context unless asked otherwise: a longer one only earns llama.cpp's warning
+        self.threads, self.n_ctx = threads, n_ctx or summary["context_length"] or 512
         self.llm = self._open(logits_all=False)
         self._scorer = None  # a second context keeping every position's logits, opened by logits()
         self.vocab = self._lib.llama_model_get_vocab(self.llm.model)
@@ -57,7 +58,7 @@ class LlamaCppBackend:
 
     # ---- text <-> ids
 
-    def encode_prompt(self, question: str) -> list[int]:
+    def encode_prompt(self, question: str | list[dict]) -> list[int]:
         if not self.template:
             raise ValueError(f"{self.path}: no chat template in the GGUF metadata (tokenizer.chat_template)")
         text = render_prompt(self.template, question, bos_token=self.bos_text, eos_token=self.eos_text)
@@ -199,9 +200,11 @@ def check_gguf(path: str | Path) -> dict:
             raise ValueError(f"{path}: truncated: tensor {t.name} ends at byte {end}, "
                              f"but the file has {size} bytes")
     arch = reader.get_field("general.architecture")
+    ctx = reader.get_field(f"{arch.contents()}.context_length") if arch is not None else None
     type_of = {t.name: t.tensor_type.name for t in reader.tensors}
     summary = {"path": str(path), "bytes": size, "tensors": len(reader.tensors),
                "architecture": arch.contents() if arch is not None else None,
+               "context_length": int(ctx.contents()) if ctx is not None else None,
                "tensor_types": dict(Counter(type_of.values())), "tensor_type_of": type_of,
                "tensor_shapes": {t.name: [int(d) for d in t.shape] for t in reader.tensors}}
     del reader  # release the memory map

@@ -146,7 +146,7 @@ class OnnxBackend:
 
     # --- text ----------------------------------------------------------------------------
 
-    def encode_prompt(self, question: str) -> list[int]:
+    def encode_prompt(self, question: str | list[dict]) -> list[int]:
         text = render_prompt(self.template, question, bos_token=self.bos_token, eos_token=self.eos_token)
         return self.tokenize(text)  # the template writes <s> itself where the model has one
 

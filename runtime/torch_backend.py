@@ -12,8 +12,12 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, path: str | Path, *, threads: int | None = None, device: str | None = None):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as e:
+            raise ImportError(f"the torch-fp32 variant needs torch and transformers ({e.name} is missing): "
+                              "pip install tracetutor[train], or use a gguf-* or onnx-* variant") from e
 
         if threads:
             torch.set_num_threads(threads)
@@ -26,9 +30,10 @@ class TorchBackend:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_id
         self.last_logprob: float | None = None
 
-    def encode_prompt(self, question: str) -> list[int]:
-        return self.tokenizer.apply_chat_template([{"role": "user", "content": question}],
-                                                  tokenize=True, add_generation_prompt=True)
+    def encode_prompt(self, question: str | list[dict]) -> list[int]:
+        from .chat import messages_of
+
+        return self.tokenizer.apply_chat_template(messages_of(question), tokenize=True, add_generation_prompt=True)
 
     def tokenize(self, text: str, special: bool = False) -> list[int]:
         """Ids of `text`; with `special`, special-token text such as <|end|> becomes its id."""

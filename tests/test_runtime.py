@@ -93,3 +93,16 @@ def test_self_consistency_votes_over_sampled_traces(trained_micro):
     again = engine.solve("Ben has 12 marbles and loses 4. How many are left?", samples=5,
                          settings=Settings(max_new_tokens=48, seed=3))
     assert [t.text for t in again.traces] == [t.text for t in sol.traces]  # seeded: reproducible
+
+
+def test_a_conversation_continues_the_previous_turn(trained_micro):
+    recipe, _ = trained_micro
+    engine = load(recipe.dir)
+    first = engine.ask("Ben has 12 marbles and loses 4. How many are left?", Settings(max_new_tokens=32))
+    turns = [{"role": "user", "content": "Ben has 12 marbles and loses 4. How many are left?"},
+             {"role": "assistant", "content": first.text},
+             {"role": "user", "content": "And if he then finds 3?"}]
+    one = engine.backend.encode_prompt(turns[0]["content"])
+    both = engine.backend.encode_prompt(turns)
+    assert both[:len(one) - 3] == one[:-3]  # the second prompt extends the first conversation
+    assert engine.ask(turns, Settings(max_new_tokens=16)).stats["n_prompt_tokens"] == len(both)

@@ -64,3 +64,19 @@ def test_resume_continues_from_the_checkpoint_to_the_same_weights(trained_micro,
     again = load_file(cut.dir / "model.safetensors")
     for name, tensor in done.items():
         torch.testing.assert_close(again[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_same_seed_same_model(trained_micro, tmp_path):
+    from safetensors.torch import load_file
+
+    recipe, metrics = trained_micro
+    root = tmp_path / "models"
+    root.mkdir()
+    shutil.copy(recipe.path, root)
+    shutil.copytree(recipe.dir / "data", root / "micro" / "data")
+    shutil.copytree(recipe.dir / "tokenizer", root / "micro" / "tokenizer")
+    again = train(load_recipe(root / "micro.toml"), progress=False)
+    assert [p["loss"] for p in again["loss_curve"]] == [p["loss"] for p in metrics["loss_curve"]]
+    a, b = load_file(recipe.dir / "model.safetensors"), load_file(root / "micro" / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)

@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     from tracetutor.trace import TraceFileError
 
     args = build_parser().parse_args(argv)
-    errors: tuple = (RecipeError, TraceFileError, FileNotFoundError)
+    errors: tuple = (RecipeError, TraceFileError, FileNotFoundError, ImportError)
     try:
         from tracetutor.apps.bench import ProblemsError
         from tracetutor.runtime.variants import VariantError
