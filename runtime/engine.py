@@ -6,6 +6,7 @@ streams generated ids; the engine turns those into text, Step and Answer events,
 
 from __future__ import annotations
 
+import codecs
 import resource
 import sys
 import time
@@ -110,6 +111,10 @@ class Engine:
         ids: list[int] = []
         text, line_start, n_steps = "", 0, 0
         line_logprobs: list[list[float]] = [[]]  # per line of the completion
+        # a backend that knows each token's bytes is decoded token by token; any other re-decodes
+        # the sequence (a token's text can depend on its neighbours)
+        token_bytes = getattr(backend, "token_bytes", None)
+        utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         start = time.perf_counter()
         ttft = None
         for tok in backend.stream_ids(prompt, settings):
@@ -118,9 +123,12 @@ class Engine:
             ids.append(tok)
             if settings.logprobs and getattr(backend, "last_logprob", None) is not None:
                 line_logprobs[-1].append(backend.last_logprob)
-            new = backend.decode(ids)
-            if new.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
-                continue
+            if token_bytes is not None:
+                new = text + utf8.decode(token_bytes(tok))
+            else:
+                new = backend.decode(ids)
+                if new.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                    continue
             delta, text = new[len(text):], new
             if delta:
                 yield Token(delta)

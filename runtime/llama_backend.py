@@ -38,6 +38,7 @@ class LlamaCppBackend:
         self.threads, self.n_ctx = threads, n_ctx or summary["context_length"] or 512
         self.llm = self._open(logits_all=False)
         self._scorer = None  # a second context keeping every position's logits, opened by logits()
+        self._pieces: dict[int, bytes] = {}
         self.vocab = self._lib.llama_model_get_vocab(self.llm.model)
         meta = self.llm.metadata
         self.template = meta.get("tokenizer.chat_template")
@@ -118,6 +119,16 @@ class LlamaCppBackend:
                 return buf.raw[:n].decode("utf-8", errors="replace")
             size = -n  # too small: llama.cpp says how much it needs
         raise RuntimeError(f"llama.cpp could not detokenize {len(ids)} tokens")
+
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes one token adds to the text (control tokens add none): lets the engine decode
+        a stream token by token instead of re-decoding the whole sequence each time."""
+        piece = self._pieces.get(token)
+        if piece is None:
+            buf = ctypes.create_string_buffer(256)
+            n = self._lib.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, False)
+            piece = self._pieces[token] = buf.raw[:max(n, 0)]
+        return piece
 
     # ---- generation
 
