@@ -67,7 +67,7 @@ def measure_raw_llama(path: Path, prompts: list[list[int]], eos_id: int, max_new
             "ttft_ms": round(1000 * statistics.median(ttfts), 2) if ttfts else None}
 
 
-def run_speed(model, variants: list[str], n: int = 12, max_new_tokens: int = 160, threads: int | None = None) -> dict:
+def run_speed(model, variants: list[str], n: int = 40, max_new_tokens: int = 160, threads: int | None = None) -> dict:
     from tracetutor.recipe import resolve_model
     from tracetutor.runtime.engine import load
     from tracetutor.runtime.variants import variants_on_disk

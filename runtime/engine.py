@@ -130,10 +130,11 @@ class Engine:
                 if new.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
                     continue
             delta, text = new[len(text):], new
-            if delta:
-                yield Token(delta)
-            while "\n" in text[line_start:]:
-                end = text.index("\n", line_start)
+            if not delta:
+                continue
+            yield Token(delta)
+            end = text.find("\n", line_start)
+            while end >= 0:  # each finished line is a step or the answer
                 event = _line_event(text[line_start:end], n_steps)
                 line_start = end + 1
                 line_logprobs.append([])
@@ -141,7 +142,8 @@ class Engine:
                     n_steps += 1
                 if event:
                     yield event
-            if any(s in text for s in settings.stop):
+                end = text.find("\n", line_start)
+            if settings.stop and any(s in text for s in settings.stop):
                 text = text[:min(text.index(s) for s in settings.stop if s in text)]
                 break
         elapsed = time.perf_counter() - start

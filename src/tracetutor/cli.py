@@ -153,7 +153,7 @@ def cmd_bench(args) -> int:
     if args.speed:
         from tracetutor.apps.speed import format_speed, run_speed
 
-        report = run_speed(args.model, _csv(args.variants), n=args.limit or 12, threads=args.threads)
+        report = run_speed(args.model, _csv(args.variants), n=args.limit or 40, threads=args.threads)
         print(json.dumps(report) if args.json else format_speed(report))
         return 0
 
