@@ -48,7 +48,7 @@ def _plot_levels(benches: dict[str, dict], out: Path) -> None:
     levels = sorted({lv for b in benches.values() for lv in b["by_difficulty"]})
     if not levels:
         return
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = plt.subplots(figsize=(8, 3.4))
     width = 0.8 / len(benches)
     for k, (name, b) in enumerate(benches.items()):
         xs = [i + k * width for i in range(len(levels))]
@@ -58,7 +58,7 @@ def _plot_levels(benches: dict[str, dict], out: Path) -> None:
     ax.set_xticklabels([f"level {lv}" for lv in levels])
     ax.set_ylabel("held-out accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
@@ -95,9 +95,11 @@ def _variants_section(export: dict, bench: dict | None, d: Path) -> list[str]:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 3.2))
-        for v, mb, a in points:
+        for k, (v, mb, a) in enumerate(sorted(points, key=lambda p: p[1])):
             ax.scatter(mb, 100 * a)
-            ax.annotate(v, (mb, 100 * a), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(v, (mb, 100 * a), fontsize=7, xytext=(4, 8 if k % 2 else -12), textcoords="offset points")
+        ys = [100 * a for _, _, a in points]
+        ax.set_ylim(min(ys) - 5, max(ys) + 5)  # quantization shows as points off the torch line
         if "torch-fp32" in acc:
             ax.axhline(100 * acc["torch-fp32"]["accuracy"], ls="--", lw=1, color="gray", label="torch fp32")
             ax.legend(fontsize=8)
