@@ -35,28 +35,66 @@ def _questions(model_dir: Path, n: int) -> list[dict]:
         "What is 25% of 80?")][:n]
 
 
+def merge_lora(adapter_dir: Path) -> Path:
+    """A LoRA adapter folder (peft) merged into its base model in full precision, written to
+    adapter_dir/merged; every variant is then exported and quantized from the merged weights."""
+    import torch
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    out = adapter_dir / "merged"
+    stamp = out / "adapter_sha256.txt"
+    digest = _sha256(adapter_dir / "adapter_model.safetensors")
+    if stamp.is_file() and stamp.read_text() == digest:
+        return out
+    model = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir), dtype=torch.float32)
+    merged = model.merge_and_unload()  # W + B·A·scale, in fp32, before any rounding
+    tmp = adapter_dir / "merged.tmp"
+    merged.save_pretrained(tmp, safe_serialization=True)
+    tok_dir = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else model.peft_config["default"].base_model_name_or_path
+    AutoTokenizer.from_pretrained(str(tok_dir)).save_pretrained(tmp)
+    (tmp / "adapter_sha256.txt").write_text(digest)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_variant(model_dir: Path, variant: str) -> dict:
     """Write one variant (and the full-precision file it is quantized from, if missing)."""
     path = variant_path(model_dir, variant)
+    source = merge_lora(model_dir) if (model_dir / "adapter_config.json").is_file() else model_dir
     if variant.startswith("gguf-"):
         from .gguf import quantize_gguf, write_gguf
 
         qtype = variant[5:]
         if qtype in ("f16", "f32"):
-            return write_gguf(model_dir, path, ftype=qtype)
+            return write_gguf(source, path, ftype=qtype)
         f16 = variant_path(model_dir, "gguf-f16")
         if not f16.is_file():
-            write_gguf(model_dir, f16, ftype="f16")
+            write_gguf(source, f16, ftype="f16")
         return quantize_gguf(f16, path, qtype)
     if variant.startswith("onnx-"):
         from .onnx import export_onnx, quantize_onnx
 
         kind = variant[5:]
         if kind == "fp32":
-            return export_onnx(model_dir, path)
+            return export_onnx(source, path)
         fp32 = variant_path(model_dir, "onnx-fp32")
         if not (fp32 / "model.onnx").is_file():
-            export_onnx(model_dir, fp32)
+            export_onnx(source, fp32)
         return quantize_onnx(fp32, path, kind)
     raise VariantError(f"cannot export {variant!r}: targets are gguf-<type> and onnx-fp32/int8/int4")
 

@@ -24,7 +24,8 @@ def variant_path(model_dir: Path, variant: str) -> Path:
 
 
 def variants_on_disk(model_dir: Path) -> list[str]:
-    found = [TORCH] if (model_dir / "config.json").is_file() else []
+    hf = (model_dir / "config.json").is_file() or (model_dir / "adapter_config.json").is_file()
+    found = [TORCH] if hf else []
     found += sorted(p.name for p in model_dir.glob("onnx-*") if (p / "model.onnx").is_file())
     prefix = f"{model_dir.name}-"
     found += sorted("gguf-" + p.stem[len(prefix):] for p in model_dir.glob(f"{prefix}*.gguf"))
