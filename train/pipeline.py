@@ -60,5 +60,11 @@ def prepare_model(recipe: Recipe, resume: bool = False, force: bool = False) -> 
     if not force and not resume and metrics_path.is_file() and (recipe.dir / "model.safetensors").is_file():
         print(f"model: already trained in {recipe.dir} (use --force to retrain)")
         return json.loads(metrics_path.read_text())
-    has_ckpt = (recipe.dir / "checkpoints").is_dir() and any((recipe.dir / "checkpoints").glob("checkpoint-*"))
-    return train(recipe, resume=resume or (has_ckpt and not force))
+    ckpt_dir = recipe.dir / "checkpoints"
+    if force and ckpt_dir.is_dir():
+        import shutil
+
+        shutil.rmtree(ckpt_dir)  # a fresh run must not later resume from the old run's checkpoints
+    # an interrupted run continues from its last checkpoint, asked or not
+    has_ckpt = ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint-*"))
+    return train(recipe, resume=resume or has_ckpt)
