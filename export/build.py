@@ -44,7 +44,9 @@ def merge_lora(adapter_dir: Path) -> Path:
 
     out = adapter_dir / "merged"
     stamp = out / "adapter_sha256.txt"
-    digest = _sha256(adapter_dir / "adapter_model.safetensors")
+    from .gguf import sha256_files
+
+    digest = sha256_files([adapter_dir / "adapter_model.safetensors"])
     if stamp.is_file() and stamp.read_text() == digest:
         return out
     model = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir), dtype=torch.float32)
@@ -60,16 +62,6 @@ def merge_lora(adapter_dir: Path) -> Path:
         shutil.rmtree(out)
     tmp.rename(out)
     return out
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_variant(model_dir: Path, variant: str) -> dict:

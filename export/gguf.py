@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -68,7 +67,7 @@ def write_gguf(model_dir: str | Path, out_path: str | Path, *, ftype: str = "f16
         n_tensors, n_vocab = _add_weights(writer, config, arch, shards, ftype)
         _add_hparams(writer, config, model_dir, ftype, n_vocab)
         _add_tokenizer(writer, model_dir, config, n_vocab)
-        writer.add_string("tracetutor.source_sha256", _sha256(shards))
+        writer.add_string("tracetutor.source_sha256", sha256_files(shards))
         writer.add_string("tracetutor.quantization", ftype)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
@@ -217,7 +216,8 @@ def _add_hparams(writer, config: dict, model_dir: Path, ftype: str, n_vocab: int
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
-def _sha256(files: list[Path]) -> str:
+def sha256_files(files: list[Path]) -> str:
+    """One hash over the bytes of `files`, in order: the provenance of an exported file."""
     h = hashlib.sha256()
     for file in files:
         with open(file, "rb") as f:

@@ -21,7 +21,6 @@ def models(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def trained_micro(tmp_path_factory):
     """The micro recipe trained once for the session: (recipe, metrics)."""
-    import os
 
     from tracetutor.recipe import load_recipe
     from tracetutor.train.pipeline import prepare_data, prepare_model, prepare_tokenizer
