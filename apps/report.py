@@ -128,11 +128,13 @@ def write_report(recipe: Recipe) -> Path:
                   "the held-out split shares no question with training.", ""]
     if metrics:
         lines += ["## Training", "",
-                  "| mode | steps | tokens | time | tokens/s | precision | device | final loss |",
-                  "|---|---|---|---|---|---|---|---|",
+                  "| mode | steps | tokens | time | tokens/s | precision | device | processes | final loss |",
+                  "|---|---|---|---|---|---|---|---|---|",
                   f"| {metrics['mode']} | {metrics['steps']} | {metrics['tokens']:,} | "
                   f"{metrics['train_seconds'] / 60:.1f} min | {metrics['tokens_per_s']:,.0f} | "
-                  f"{metrics['precision']} | {metrics['device']} | {metrics['final_loss']:.4f} |", ""]
+                  f"{metrics['precision']} | {metrics['device']} | "
+                  f"{metrics.get('processes', 1)} x {metrics.get('threads_per_process', '?')} thread(s) | "
+                  f"{metrics['final_loss']:.4f} |", ""]
         _plot_loss(metrics, d / "loss.png")
         if (d / "loss.png").is_file():
             lines += ["![training loss](loss.png)", ""]

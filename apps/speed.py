@@ -48,7 +48,10 @@ def measure_raw_llama(path: Path, prompts: list[list[int]], eos_id: int, max_new
     """llama-cpp-python alone: the reference the engine's llama.cpp path is compared with."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False)
+    from tracetutor.runtime.llama_backend import without_extra_buffer_types
+
+    with without_extra_buffer_types(llama_cpp):  # as the engine opens it
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False)
     rates, ttfts = [], []
     for i, prompt in enumerate([prompts[0]] + prompts):
         start = time.perf_counter()

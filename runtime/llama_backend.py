@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from collections import Counter
+from contextlib import contextmanager
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,31 @@ def _llama_cpp():
     except ImportError as e:
         raise ImportError("the llama.cpp backend needs llama-cpp-python: pip install tracetutor[runtime]") from e
     return llama_cpp
+
+
+@contextmanager
+def without_extra_buffer_types(llama_cpp):
+    """Open models with llama.cpp's extra CPU buffer types (AMX and repacked weights) turned off.
+
+    llama-cpp-python >= 0.3.17 built with GCC 12 for a CPU with AMX crashes (SIGSEGV in
+    ggml_backend_amx_mul_mat, an incomplete tile config) on the first batch of a quantized
+    model. `Llama()` has no argument for `use_extra_bufts`, so its default parameters are
+    changed while the model opens. For models of this size the plain CPU kernels are as fast.
+    """
+    lib = llama_cpp.llama_cpp
+    default = lib.llama_model_default_params
+
+    def params():
+        p = default()
+        if hasattr(p, "use_extra_bufts"):
+            p.use_extra_bufts = False
+        return p
+
+    lib.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        lib.llama_model_default_params = default
 
 
 class LlamaCppBackend:
@@ -50,9 +76,10 @@ class LlamaCppBackend:
         self._byte_fallback = self._unigram_byte_fallback()
 
     def _open(self, *, logits_all: bool):
-        return self._lib.Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_batch=min(512, self.n_ctx),
-                               n_threads=self.threads, n_threads_batch=self.threads,
-                               logits_all=logits_all, verbose=False, seed=0)
+        with without_extra_buffer_types(self._lib):
+            return self._lib.Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_batch=min(512, self.n_ctx),
+                                   n_threads=self.threads, n_threads_batch=self.threads,
+                                   logits_all=logits_all, verbose=False, seed=0)
 
     def _piece(self, token: int) -> str:
         return self._lib.llama_vocab_get_text(self.vocab, token).decode("utf-8", errors="replace")

@@ -79,3 +79,54 @@ def test_same_seed_same_model(trained_micro, tmp_path):
     a, b = load_file(recipe.dir / "model.safetensors"), load_file(root / "micro" / "model.safetensors")
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
+
+
+def test_pipeline_stages_redo_only_what_a_recipe_edit_affects(trained_micro, tmp_path, capsys):
+    from tracetutor.recipe import RecipeError
+    from tracetutor.train import pipeline
+
+    recipe, metrics = trained_micro
+    root = tmp_path / "models"
+    shutil.copytree(recipe.dir.parent, root)
+    same = load_recipe(root / "micro.toml")
+    assert pipeline.prepare_model(same)["fingerprint"] == metrics["fingerprint"]
+    assert "already trained" in capsys.readouterr().out
+
+    # a new learning rate keeps data and tokenizer but not the model
+    toml = root / "micro.toml"
+    toml.write_text(toml.read_text().replace("learning_rate = 3e-3", "learning_rate = 1e-3"))
+    edited = load_recipe(toml)
+    assert pipeline.data_fingerprint(edited) == pipeline.data_fingerprint(same)
+    assert pipeline.tokenizer_fingerprint(edited) == pipeline.tokenizer_fingerprint(same)
+    assert pipeline.model_fingerprint(edited) != pipeline.model_fingerprint(same)
+    # asking to resume another run's checkpoints is refused, naming the folder
+    with pytest.raises(RecipeError, match="checkpoints.*--force"):
+        pipeline.prepare_model(edited, resume=True)
+    assert any((edited.dir / "checkpoints").glob("checkpoint-*"))  # nothing was deleted
+
+    # a new vocabulary size retrains the tokenizer on the same data
+    toml.write_text(toml.read_text().replace("vocab_size = 400", "vocab_size = 420"))
+    edited = load_recipe(toml)
+    before = (edited.dir / "tokenizer" / "tokenizer.json").read_bytes()
+    pipeline.prepare_data(edited)
+    assert "data:" not in capsys.readouterr().out  # the data did not change, so it is kept
+    pipeline.prepare_tokenizer(edited)
+    assert (edited.dir / "tokenizer" / "tokenizer.json").read_bytes() != before
+
+
+def test_data_parallel_run_takes_the_same_examples_and_learns(trained_micro, tmp_path):
+    """Two torchrun processes (gloo on the CPU) split every batch: the same optimization."""
+    recipe, metrics = trained_micro
+    root = tmp_path / "models"
+    root.mkdir()
+    toml = root / "micro.toml"
+    toml.write_text(recipe.path.read_text().replace("processes = 1", "processes = 2"))
+    shutil.copytree(recipe.dir / "data", root / "micro" / "data")
+    shutil.copytree(recipe.dir / "tokenizer", root / "micro" / "tokenizer")
+    ddp = train(load_recipe(toml), progress=False)
+    assert ddp["processes"] == 2 and ddp["threads_per_process"] == 1
+    assert (ddp["steps"], ddp["examples"], ddp["tokens"]) == (metrics["steps"], metrics["examples"], metrics["tokens"])
+    assert ddp["loss_curve"][-1]["loss"] < 0.75 * ddp["loss_curve"][0]["loss"]
+    # gradients averaged over both halves of each batch give the single process's run
+    assert ddp["final_loss"] == pytest.approx(metrics["final_loss"], rel=0.01)
+    assert (root / "micro" / "model.safetensors").is_file()

@@ -5,12 +5,20 @@ Loss on the assistant turn only, length-grouped batches, cosine schedule to a fl
 checkpoints every `save_every` steps and `--resume` from the last one, a progress bar with
 tokens/s, and the same result for the same seed. bf16 autocast where the hardware has it
 (a CUDA GPU, or a CPU with native bf16), fp32 otherwise.
+
+Data parallel through torchrun: `train()` relaunches itself as `train.processes` processes
+(one per GPU, or one per CPU core with a thread each: on a small CPU, two one-thread
+processes do more work than one two-thread process at these matrix sizes). Every optimizer
+step still takes `batch_size` examples in curriculum order; each process takes its share.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -58,6 +66,44 @@ def build_model(recipe: Recipe, tokenizer):
     return LlamaForCausalLM(config)
 
 
+def plan_processes(batch_size: int, processes: int = 0) -> int:
+    """How many data-parallel processes to train with (see TrainConfig.processes)."""
+    import torch
+
+    if processes:
+        return processes
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        return n if batch_size % n == 0 else 1
+    return 1  # on a CPU one process with a thread per core is as fast as one process per core
+
+
+def _world() -> tuple[int, int]:
+    """(this process's rank, number of processes) under torchrun, (0, 1) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _launch(recipe: Recipe, processes: int, resume: bool, data_dir: Path, out_dir: Path, progress: bool) -> dict:
+    """Run `train` in `processes` data-parallel processes with torchrun; the metrics rank 0 wrote."""
+    import torch
+
+    env = dict(os.environ)
+    if not torch.cuda.is_available():
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        env.setdefault("OMP_NUM_THREADS", str(max(1, cores // processes)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+           "-m", "tracetutor.train.trainer", str(recipe.path), "--out", str(out_dir), "--data", str(data_dir)]
+    cmd += ["--resume"] if resume else []
+    cmd += [] if progress else ["--quiet"]
+    metrics_path = out_dir / "train_metrics.json"
+    metrics_path.unlink(missing_ok=True)
+    rc = subprocess.run(cmd, env=env).returncode
+    if rc != 0 or not metrics_path.is_file():
+        raise RuntimeError(f"training {recipe.name} in {processes} processes failed (exit code {rc}); "
+                           f"rerun to resume from the last checkpoint in {out_dir / 'checkpoints'}")
+    return json.loads(metrics_path.read_text())
+
+
 class _BatchList:
     """A dataset whose items are whole batches, read in curriculum order."""
 
@@ -89,6 +135,12 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     data_dir = Path(data_dir or out_dir / "data")
     ckpt_dir = out_dir / "checkpoints"
     cfg = recipe.train
+    rank, world = _world()
+    if world == 1 and recipe.path is not None:
+        processes = plan_processes(cfg.batch_size, cfg.processes)
+        if processes > 1:
+            return _launch(recipe, processes, resume, data_dir, out_dir, progress)
+    main = rank == 0
     tokenizer = load_tokenizer(out_dir / "tokenizer")
 
     traces = load_traces(data_dir / "train.jsonl")
@@ -98,22 +150,24 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
         if e is not None:
             examples.append(e)
             kept.append(t)
-    if len(kept) < len(traces):
+    if len(kept) < len(traces) and main:
         print(f"skipped {len(traces) - len(kept)} traces longer than max_len={recipe.model.max_len}")
     order = curriculum_order(kept, cfg.stages, cfg.batch_size, cfg.seed,
                              lengths=[len(e["input_ids"]) for e in examples])
-    batches = _BatchList([[examples[i] for i in b] for b in order])
+    # one item per process per step: the processes' shares of each batch, in turn
+    batches = _BatchList([[examples[i] for i in (b[r::world] or b[:1])] for b in order for r in range(world)])
     collate = PadCollator(tokenizer.pad_token_id)
 
     precision = pick_precision(cfg.precision)
     if resume and (not ckpt_dir.is_dir() or get_last_checkpoint(str(ckpt_dir)) is None):
-        print(f"no checkpoint in {ckpt_dir}; starting from scratch")
+        if main:
+            print(f"no checkpoint in {ckpt_dir}; starting from scratch")
         resume = False
 
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
-        per_device_train_batch_size=1,  # one item is one length-grouped batch
-        max_steps=len(batches),
+        per_device_train_batch_size=1,  # one item is one process's share of a length-grouped batch
+        max_steps=len(order),
         learning_rate=cfg.learning_rate,
         lr_scheduler_type="cosine_with_min_lr",
         lr_scheduler_kwargs={"min_lr_rate": cfg.min_lr_ratio},
@@ -123,6 +177,8 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
         max_grad_norm=1.0,
         bf16=precision == "bf16",
         use_cpu=not torch.cuda.is_available(),
+        ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
+        ddp_find_unused_parameters=False,
         save_steps=cfg.save_every,
         save_total_limit=2,
         logging_steps=max(1, min(50, len(batches) // 50)),
@@ -143,16 +199,21 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     LossLog, TokensPerSecondBar = _callbacks()
     log: list[dict] = []
     model = build_model(recipe, tokenizer)
+    if not torch.cuda.is_available():
+        # on a CPU, plain attention beats SDPA's flash kernel (slow backward) at these lengths
+        model.set_attn_implementation("eager")
     trainer = SequentialTrainer(
         model=model, args=args, train_dataset=batches, processing_class=tokenizer,
         data_collator=lambda items: collate(items[0]),
-        callbacks=[LossLog(log)] + ([TokensPerSecondBar()] if progress else []),
+        callbacks=[LossLog(log)] + ([TokensPerSecondBar()] if progress and main else []),
     )
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)  # the bar and loss_curve replace its dict dumps
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{recipe.name}: {n_params / 1e6:.2f}M parameters, {len(kept)} traces, {len(batches)} steps "
-          f"of {cfg.batch_size}, mode={cfg.mode}, precision={precision}, device={args.device}")
+    if main:
+        print(f"{recipe.name}: {n_params / 1e6:.2f}M parameters, {len(kept)} traces, {len(order)} steps "
+              f"of {cfg.batch_size}, mode={cfg.mode}, precision={precision}, device={args.device}, "
+              f"{world} process(es) x {torch.get_num_threads()} thread(s)")
 
     start = time.time()
     with warnings.catch_warnings():
@@ -161,12 +222,14 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
         result = trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.time() - start
 
+    tokens = trainer.state.num_input_tokens_seen
+    if not main:
+        return {"rank": rank}
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=160)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    tokens = trainer.state.num_input_tokens_seen
     metrics = {
         "recipe": recipe.name,
         "mode": cfg.mode,
@@ -179,6 +242,8 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
         "final_loss": result.training_loss if not log else log[-1]["loss"],
         "precision": precision,
         "device": str(args.device),
+        "processes": world,
+        "threads_per_process": torch.get_num_threads(),
         "resumed": bool(resume),
         "loss_curve": log,
     }
@@ -224,3 +289,24 @@ def _callbacks():
 
     return LossLog, TokensPerSecondBar
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of each data-parallel process that `_launch` starts under torchrun."""
+    import argparse
+
+    from tracetutor.recipe import load_recipe
+
+    p = argparse.ArgumentParser(description="one process of a data-parallel training run")
+    p.add_argument("recipe")
+    p.add_argument("--out", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    train(load_recipe(a.recipe), resume=a.resume, data_dir=Path(a.data), out_dir=Path(a.out), progress=not a.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

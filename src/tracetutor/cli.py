@@ -75,7 +75,8 @@ def _print_train(metrics: dict, as_json: bool) -> None:
     else:
         print(f"trained {metrics['recipe']}: {metrics['parameters'] / 1e6:.2f}M parameters, "
               f"{metrics['steps']} steps, {metrics['tokens']:,} tokens in {metrics['train_seconds']:.0f} s "
-              f"({metrics['tokens_per_s']:,.0f} tokens/s), final loss {metrics['final_loss']:.4f}")
+              f"({metrics['tokens_per_s']:,.0f} tokens/s, {metrics.get('processes', 1)} process(es)), "
+              f"final loss {metrics['final_loss']:.4f}")
 
 
 # ---------------------------------------------------------------- export

@@ -114,6 +114,9 @@ class TrainConfig:
     """Checkpoint every this many optimizer steps (and at the end)."""
     precision: str = "auto"
     """'auto': bf16 autocast on a GPU or a CPU with native bf16, fp32 otherwise."""
+    processes: int = 0
+    """Data-parallel processes (DDP through torchrun), each taking its share of every batch.
+    0: one per GPU; on a CPU one (its threads use every core, as fast as a process per core)."""
 
     def __post_init__(self):
         _check(self.mode in MODES, "train.mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")
@@ -123,6 +126,9 @@ class TrainConfig:
         _check(self.batch_size > 0, "train.batch_size", "must be positive")
         _check(self.learning_rate > 0, "train.learning_rate", "must be positive")
         _check(self.save_every > 0, "train.save_every", "must be positive")
+        _check(self.processes >= 0, "train.processes", f"must be >= 0, got {self.processes}")
+        _check(self.processes == 0 or self.batch_size % self.processes == 0, "train.processes",
+               f"batch_size={self.batch_size} does not split evenly over {self.processes} processes")
 
     @property
     def total_examples(self) -> int:
