@@ -34,7 +34,7 @@ def without_extra_buffer_types(llama_cpp):
     llama-cpp-python >= 0.3.17 built with GCC 12 for a CPU with AMX crashes (SIGSEGV in
     ggml_backend_amx_mul_mat, an incomplete tile config) on the first batch of a quantized
     model. `Llama()` has no argument for `use_extra_bufts`, so its default parameters are
-    changed while the model opens. For models of this size the plain CPU kernels are as fast.
+    changed while the model opens; llama.cpp then uses its plain CPU kernels.
     """
     lib = llama_cpp.llama_cpp
     default = lib.llama_model_default_params
