@@ -98,17 +98,18 @@ def prepare_model(recipe: Recipe, resume: bool = False, force: bool = False) -> 
         print(f"model: already trained in {recipe.dir} (use --force to retrain)")
         return json.loads(metrics_path.read_text())
     ckpt_dir = recipe.dir / "checkpoints"
-    stale = _recorded(ckpt_dir / "fingerprint.json") != key
-    if ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint-*")) and stale and resume and not force:
+    has_ckpt = ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint-*"))
+    stale = has_ckpt and _recorded(ckpt_dir / "fingerprint.json") != key
+    if stale and resume and not force:
         raise RecipeError(f"{ckpt_dir}: these checkpoints were made with other data, tokenizer or "
                           "settings than the recipe now asks for; run with --force to start afresh")
-    if ckpt_dir.is_dir() and (force or stale):
-        if stale and not force and any(ckpt_dir.glob("checkpoint-*")):
-            print(f"model: the recipe changed since the checkpoints in {ckpt_dir}; starting afresh")
-        shutil.rmtree(ckpt_dir)
+    if stale and not force:
+        print(f"model: the recipe changed since the checkpoints in {ckpt_dir}; starting afresh")
+    if force or stale:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        has_ckpt = False
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     (ckpt_dir / "fingerprint.json").write_text(json.dumps({"fingerprint": key}))
-    has_ckpt = any(ckpt_dir.glob("checkpoint-*"))
     metrics = train(recipe, resume=resume or has_ckpt)
     metrics = {"fingerprint": key, **metrics}
     metrics_path.write_text(json.dumps(metrics, indent=1))

@@ -7,8 +7,7 @@ tokens/s, and the same result for the same seed. bf16 autocast where the hardwar
 (a CUDA GPU, or a CPU with native bf16), fp32 otherwise.
 
 Data parallel through torchrun: `train()` relaunches itself as `train.processes` processes
-(one per GPU, or one per CPU core with a thread each: on a small CPU, two one-thread
-processes do more work than one two-thread process at these matrix sizes). Every optimizer
+(by default one per GPU; on a CPU one process, whose threads use every core). Every optimizer
 step still takes `batch_size` examples in curriculum order; each process takes its share.
 """
 
@@ -288,7 +287,6 @@ def _callbacks():
             self.bar.close()
 
     return LossLog, TokensPerSecondBar
-
 
 
 def main(argv: list[str] | None = None) -> int:
