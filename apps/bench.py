@@ -55,7 +55,8 @@ def problems_path(model_dir: Path, problems: str) -> Path:
 
 def score(problems: list[dict], outputs) -> dict:
     """Accuracy overall, by family and by difficulty, and the share of generated steps that
-    verify; `outputs` are engine Done results in the order of `problems`."""
+    verify; `outputs` are engine Done results in the order of `problems`. With checked
+    arithmetic, also the share of problems where a step's result was corrected."""
     groups = {"by_family": defaultdict(list), "by_difficulty": defaultdict(list)}
     correct, steps_ok, steps_n, wrong = [], 0, 0, []
     for p, out in zip(problems, outputs):
@@ -82,14 +83,18 @@ def score(problems: list[dict], outputs) -> dict:
         "by_difficulty": {k: acc(v) for k, v in sorted(groups["by_difficulty"].items())},
         "step_validity": round(steps_ok / steps_n, 4) if steps_n else None,
         "mean_tokens": round(sum(o.stats.get("n_tokens", 0) for o in outputs) / max(len(outputs), 1), 1),
+        **({"corrected_share": round(sum(bool(o.stats["corrected_steps"]) for o in outputs) / len(outputs), 4)}
+           if outputs and "corrected_steps" in outputs[0].stats else {}),
         "wrong": wrong,
     }
 
 
 def run_bench(model, variants: list[str], problems: str = "heldout", limit: int | None = None,
-              threads: int | None = None) -> dict:
+              threads: int | None = None, check: bool = False) -> dict:
+    """Every variant answers every problem greedily; with `check`, also with checked
+    arithmetic (Settings.check), scored under the variant's "checked" key."""
     from tracetutor.recipe import resolve_model
-    from tracetutor.runtime.engine import load
+    from tracetutor.runtime.engine import Settings, load
     from tracetutor.runtime.variants import variants_on_disk
 
     model_dir, _ = resolve_model(model)
@@ -105,6 +110,10 @@ def run_bench(model, variants: list[str], problems: str = "heldout", limit: int 
         seconds = time.perf_counter() - start
         result = score(items, outputs)
         result["seconds"] = round(seconds, 2)
+        if check:
+            start = time.perf_counter()
+            checked = score(items, engine.answer_batch([p["question"] for p in items], Settings(check=True)))
+            result["checked"] = {**checked, "seconds": round(time.perf_counter() - start, 2)}
         report["variants"][variant] = result
     return report
 
@@ -113,10 +122,13 @@ def format_table(report: dict) -> str:
     """A plain-text table: one row per variant, columns overall and per difficulty."""
     variants = report["variants"]
     levels = sorted({lv for r in variants.values() for lv in r["by_difficulty"]})
-    head = ["variant", "accuracy", "steps ok"] + [f"level {lv}" for lv in levels] + ["n", "seconds"]
+    checked = any("checked" in r for r in variants.values())
+    head = (["variant", "accuracy"] + (["checked"] if checked else []) + ["steps ok"]
+            + [f"level {lv}" for lv in levels] + ["n", "seconds"])
     rows = [head]
     for name, r in variants.items():
-        rows.append([name, _pct(r["accuracy"]), _pct(r["step_validity"])]
+        rows.append([name, _pct(r["accuracy"])] + ([_pct(r.get("checked", {}).get("accuracy"))] if checked else [])
+                    + [_pct(r["step_validity"])]
                     + [_pct(r["by_difficulty"].get(lv, {}).get("accuracy")) for lv in levels]
                     + [str(r["n"]), str(r["seconds"])])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]

@@ -154,20 +154,33 @@ def write_report(recipe: Recipe) -> Path:
         levels = sorted({lv for r in benches.values() for lv in r["by_difficulty"]})
         lines += ["## Held-out accuracy", "", f"{bench['n']} problems from `{Path(bench['problems']).name}`, "
                   "greedy decoding, answers compared after canonicalisation; *steps ok* is the share of "
-                  "generated steps whose arithmetic verifies.", "",
-                  "| model | accuracy | steps ok | " + " | ".join(f"level {lv}" for lv in levels) + " |",
-                  "|---|---|---|" + "---|" * len(levels)]
+                  "generated steps whose arithmetic verifies. *Checked* is the same model with checked "
+                  "arithmetic (`tracetutor chat --check`): the result of a false step is replaced by its "
+                  "exact value and the model goes on from there; the model still picks every number and "
+                  "operation.", "",
+                  "| model | accuracy | checked | steps ok | " + " | ".join(f"level {lv}" for lv in levels)
+                  + " | checked by level |",
+                  "|---|---|---|---|" + "---|" * len(levels) + "---|"]
         for name, r in benches.items():
-            lines.append(f"| {name} | **{_pct(r['accuracy'])}** | {_pct(r['step_validity'])} | "
-                         + " | ".join(_pct(r["by_difficulty"].get(lv, {}).get("accuracy")) for lv in levels) + " |")
+            c = r.get("checked") or {}
+            by_level = " / ".join(_pct(c["by_difficulty"].get(lv, {}).get("accuracy")) for lv in levels) if c else "–"
+            lines.append(f"| {name} | **{_pct(r['accuracy'])}** | {_pct(c.get('accuracy'))} | "
+                         f"{_pct(r['step_validity'])} | "
+                         + " | ".join(_pct(r["by_difficulty"].get(lv, {}).get("accuracy")) for lv in levels)
+                         + f" | {by_level} |")
         lines.append("")
+        torch_checked = bench["variants"].get("torch-fp32", {}).get("checked")
+        if torch_checked:
+            benches[f"{recipe.name} (torch-fp32, checked)"] = torch_checked
         _plot_levels(benches, d / "accuracy_by_level.png")
         if (d / "accuracy_by_level.png").is_file():
             lines += ["![accuracy by level](accuracy_by_level.png)", ""]
         first = next(iter(bench["variants"].values()))
         if first["by_family"]:
-            lines += ["| family | accuracy | n |", "|---|---|---|"]
-            lines += [f"| {f} | {_pct(r['accuracy'])} | {r['n']} |" for f, r in first["by_family"].items()]
+            fam_checked = (first.get("checked") or {}).get("by_family", {})
+            lines += ["| family | accuracy | checked | n |", "|---|---|---|---|"]
+            lines += [f"| {f} | {_pct(r['accuracy'])} | {_pct(fam_checked.get(f, {}).get('accuracy'))} | {r['n']} |"
+                      for f, r in first["by_family"].items()]
             lines.append("")
         if first["wrong"]:
             lines += ["### Some wrong answers", ""]

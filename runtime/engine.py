@@ -10,11 +10,12 @@ import codecs
 import resource
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Protocol
 
 from tracetutor.trace import parse_completion
+from tracetutor.verify import correct_step
 
 from .variants import TORCH, check_variant
 
@@ -33,6 +34,10 @@ class Settings:
     """Extra strings that end generation (the end-of-turn token always does)."""
     logprobs: bool = False
     """Ask the backend for each generated token's log-probability (per-step confidence)."""
+    check: bool = False
+    """Checked arithmetic: a step whose claim is false (`8 + 11 = 29`) gets its exact result
+    (`19`) and the model continues from the corrected step, like GSM8K's calculator. The
+    model chooses every number and operation; only results it got wrong are replaced."""
 
 
 class Backend(Protocol):
@@ -104,12 +109,19 @@ class Engine:
         self.variant = variant
 
     def stream(self, question: str | list[dict], settings: Settings | None = None) -> Iterator[Event]:
-        """Events of one answer to a question, or to a conversation's last user turn."""
+        """Events of one answer to a question, or to a conversation's last user turn.
+
+        With `settings.check`, each step is checked as its line ends; a false claim's result is
+        replaced by its exact value and the model goes on from the corrected text. The text of
+        a line from its first `=` on is held back until the line is checked, so a wrong result
+        is never shown.
+        """
         settings = settings or Settings()
         backend = self.backend
         prompt = backend.encode_prompt(question)
-        ids: list[int] = []
-        text, line_start, n_steps = "", 0, 0
+        ids: list[int] = []  # the completion's ids as the model continues from them
+        text, shown, line_start, n_steps, n_generated = "", 0, 0, 0, 0
+        corrected: list[int] = []  # indices (from 1) of the steps whose arithmetic was corrected
         line_logprobs: list[list[float]] = [[]]  # per line of the completion
         # a backend that knows each token's bytes is decoded token by token; any other re-decodes
         # the sequence (a token's text can depend on its neighbours)
@@ -117,36 +129,74 @@ class Engine:
         utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         start = time.perf_counter()
         ttft = None
-        for tok in backend.stream_ids(prompt, settings):
-            if ttft is None:
-                ttft = time.perf_counter() - start
-            ids.append(tok)
-            if settings.logprobs and getattr(backend, "last_logprob", None) is not None:
-                line_logprobs[-1].append(backend.last_logprob)
-            if token_bytes is not None:
-                new = text + utf8.decode(token_bytes(tok))
-            else:
-                new = backend.decode(ids)
-                if new.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
-                    continue
-            delta, text = new[len(text):], new
-            if not delta:
-                continue
-            yield Token(delta)
-            end = text.find("\n", line_start)
-            while end >= 0:  # each finished line is a step or the answer
-                event = _line_event(text[line_start:end], n_steps)
-                line_start = end + 1
-                line_logprobs.append([])
-                if isinstance(event, Step):
-                    n_steps += 1
-                if event:
-                    yield event
+        source = backend.stream_ids(prompt, settings)
+        while source is not None:
+            restart = None
+            for tok in source:
+                if ttft is None:
+                    ttft = time.perf_counter() - start
+                ids.append(tok)
+                n_generated += 1
+                if settings.logprobs and getattr(backend, "last_logprob", None) is not None:
+                    line_logprobs[-1].append(backend.last_logprob)
+                if token_bytes is not None:
+                    new = text + utf8.decode(token_bytes(tok))
+                else:
+                    new = backend.decode(ids)
+                    if new.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                        continue
+                text = new
                 end = text.find("\n", line_start)
-            if settings.stop and any(s in text for s in settings.stop):
-                text = text[:min(text.index(s) for s in settings.stop if s in text)]
-                break
+                while end >= 0:  # each finished line is a step or the answer
+                    line = text[line_start:end]
+                    fixed = correct_step(line) if settings.check and _is_step(line) else None
+                    if fixed is not None:
+                        text, line, end = text[:line_start] + fixed + "\n", fixed, line_start + len(fixed)
+                        corrected.append(n_steps + 1)
+                        restart = text
+                    if end + 1 > shown:
+                        yield Token(text[shown:end + 1])
+                        shown = end + 1
+                    event = _line_event(line, n_steps)
+                    line_start = end + 1
+                    line_logprobs.append([])
+                    if isinstance(event, Step):
+                        n_steps += 1
+                    if event:
+                        yield event
+                    if restart is not None:
+                        break
+                    end = text.find("\n", line_start)
+                if restart is not None:
+                    break
+                hold = len(text)
+                if settings.check and "=" in text[line_start:]:
+                    hold = line_start + text[line_start:].index("=") + 1
+                if hold > shown:
+                    yield Token(text[shown:hold])
+                    shown = hold
+                if settings.stop and any(s in text for s in settings.stop):
+                    text = text[:min(text.index(s) for s in settings.stop if s in text)]
+                    break
+            else:  # the model ended its turn: check the last line too
+                line = text[line_start:]
+                fixed = correct_step(line) if settings.check and _is_step(line) else None
+                if fixed is not None:
+                    text = text[:line_start] + fixed
+                    corrected.append(n_steps + 1)
+                    restart = text
+            if hasattr(source, "close"):
+                source.close()
+            source = None
+            if restart is not None:  # the budget counts the completion's tokens, not those replaced
+                ids = backend.tokenize(restart)
+                n_generated = len(ids)
+                utf8.reset()
+                budget = replace(settings, max_new_tokens=settings.max_new_tokens - n_generated)
+                source = backend.stream_ids(prompt + ids, budget) if budget.max_new_tokens > 0 else None
         elapsed = time.perf_counter() - start
+        if len(text) > shown:
+            yield Token(text[shown:])
         event = _line_event(text[line_start:], n_steps)
         if event:
             yield event
@@ -154,14 +204,16 @@ class Engine:
         decode_s = elapsed - (ttft or 0.0)
         stats = {
             "n_prompt_tokens": len(prompt),
-            "n_tokens": len(ids),
+            "n_tokens": n_generated,
             "ttft_s": round(ttft or elapsed, 4),
-            "tokens_per_s": round((len(ids) - 1) / decode_s, 1) if len(ids) > 1 and decode_s > 0 else None,
+            "tokens_per_s": round((n_generated - 1) / decode_s, 1) if n_generated > 1 and decode_s > 0 else None,
             "total_s": round(elapsed, 4),
             "peak_rss_bytes": _peak_rss(),
             "backend": backend.name,
             "variant": self.variant,
         }
+        if settings.check:
+            stats["corrected_steps"] = corrected
         confidence = None
         if settings.logprobs:
             lines = [(ln, lp) for ln, lp in zip(text.split("\n"), line_logprobs) if ln.strip()]
@@ -200,15 +252,59 @@ class Engine:
                         share=ranked[0][1] / len(traces), trace=best, traces=traces)
 
     def answer_batch(self, questions: list[str], settings: Settings | None = None) -> list[Done]:
-        """Greedy answers to many questions, batched where the backend can."""
+        """Greedy answers to many questions, batched where the backend can. With
+        `settings.check`, completions with a false step go on from their corrected text, in
+        rounds, as `stream` does one at a time."""
         settings = settings or Settings()
-        prompts = [self.backend.encode_prompt(q) for q in questions]
-        out = []
-        for ids in self.backend.generate_batch(prompts, settings):
-            text = self.backend.decode(ids)
-            steps, answer = parse_completion(text)
-            out.append(Done(text=text, steps=steps, answer=answer, stats={"n_tokens": len(ids)}))
-        return out
+        backend = self.backend
+        prompts = [backend.encode_prompt(q) for q in questions]
+        done: list[Done | None] = [None] * len(prompts)
+        prefix: list[list[int]] = [[] for _ in prompts]  # corrected completion ids so far
+        used = [0] * len(prompts)
+        corrected: list[list[int]] = [[] for _ in prompts]
+        todo = list(range(len(prompts)))
+        while todo:
+            budget = settings.max_new_tokens - min(used[i] for i in todo)
+            outs = backend.generate_batch([prompts[i] + prefix[i] for i in todo],
+                                          replace(settings, max_new_tokens=budget))
+            again = []
+            for i, out in zip(todo, outs):
+                out = out[:settings.max_new_tokens - used[i]]
+                used[i] += len(out)
+                text = backend.decode(prefix[i] + out)
+                fix = _first_correction(text) if settings.check else None
+                if fix is not None:
+                    text, step = fix
+                    corrected[i].append(step)
+                    prefix[i] = backend.tokenize(text)
+                    used[i] = len(prefix[i])  # the budget counts the completion's tokens, not those replaced
+                    if used[i] < settings.max_new_tokens:
+                        again.append(i)
+                        continue
+                    text = text.removesuffix("\n")  # out of tokens: end at the corrected step
+                steps, answer = parse_completion(text)
+                stats = {"n_tokens": used[i]} | ({"corrected_steps": corrected[i]} if settings.check else {})
+                done[i] = Done(text=text, steps=steps, answer=answer, stats=stats)
+            todo = again
+        return done
+
+
+def _first_correction(text: str) -> tuple[str, int] | None:
+    """(the completion up to its first false step, corrected, and a line end; that step's
+    index from 1), or None when every step's arithmetic holds."""
+    start, n_steps = 0, 0
+    for line in text.split("\n"):
+        if _is_step(line):
+            n_steps += 1
+            fixed = correct_step(line)
+            if fixed is not None:
+                return text[:start] + fixed + "\n", n_steps
+        start += len(line) + 1
+    return None
+
+
+def _is_step(line: str) -> bool:
+    return bool(line.strip()) and not line.lstrip().startswith("Answer:")
 
 
 def _line_event(line: str, n_steps: int):

@@ -16,7 +16,8 @@ What differs from OpenAI:
   served model.
 - `max_tokens` (or `max_completion_tokens`) defaults to 192, cut to what the context leaves.
   A prompt that does not fit the context with `max_tokens` is a 400 that gives both numbers.
-- `top_k` is accepted as an extra field.
+- `top_k` is accepted as an extra field, and so is `check` (a boolean): checked arithmetic,
+  where the result of a false step is replaced by its exact value (Settings.check).
 - A completion carries a non-standard `tracetutor` field: `{"steps", "answer", "stats"}` (in a
   stream, on the chunk that carries `finish_reason`).
 
@@ -177,7 +178,11 @@ def parse_request(body: Any) -> tuple[str, dict]:
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise _bad(f"seed must be an integer, got {seed!r}", "seed")
+    check = body.get("check", False)
+    if not isinstance(check, bool):
+        raise _bad(f"check must be a boolean, got {check!r}", "check")
     options = {
+        "check": check,
         "max_tokens": max_tokens,
         "temperature": _number(body, "temperature", 0.0, 2.0, 0.0),
         "top_p": _number(body, "top_p", 0.0, 1.0, 1.0),
@@ -208,7 +213,7 @@ def _settings(engine: Engine, question: str, options: dict) -> tuple[Settings, i
                    f"requested ({n_prompt} in the prompt + {max_tokens} max_tokens); shorten the question "
                    f"or ask for at most {n_ctx - n_prompt} max_tokens", "max_tokens", "context_length_exceeded")
     settings = Settings(max_new_tokens=max_tokens, temperature=options["temperature"], top_p=options["top_p"],
-                        top_k=options["top_k"], seed=options["seed"], stop=options["stop"])
+                        top_k=options["top_k"], seed=options["seed"], stop=options["stop"], check=options["check"])
     return settings, n_prompt
 
 

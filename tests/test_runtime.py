@@ -106,3 +106,72 @@ def test_a_conversation_continues_the_previous_turn(trained_micro):
     both = engine.backend.encode_prompt(turns)
     assert both[:len(one) - 3] == one[:-3]  # the second prompt extends the first conversation
     assert engine.ask(turns, Settings(max_new_tokens=16)).stats["n_prompt_tokens"] == len(both)
+
+
+
+class ScriptedBackend:
+    """A stand-in model for the engine's own logic: one token per character, and it continues
+    whatever completion it is given along the first script that the completion starts."""
+
+    name = "scripted"
+
+    def __init__(self, *scripts: str):
+        self.scripts = scripts
+        self.prompts: list[str] = []
+
+    def encode_prompt(self, question):
+        return [ord(c) for c in f"Q: {question}\nA: "]
+
+    def tokenize(self, text, special=False):
+        return [ord(c) for c in text]
+
+    def decode(self, ids):
+        return "".join(map(chr, ids))
+
+    def _continue(self, prompt):
+        text = self.decode(prompt)
+        self.prompts.append(text)
+        done = text.partition("\nA: ")[2]
+        script = next(s for s in self.scripts if s.startswith(done))
+        return [ord(c) for c in script[len(done):]]
+
+    def stream_ids(self, prompt, settings):
+        yield from self._continue(prompt)[:settings.max_new_tokens]
+
+    def generate_batch(self, prompts, settings):
+        return [self._continue(p)[:settings.max_new_tokens] for p in prompts]
+
+
+SLIP = "Step 1: 8 + 11 = 29\nStep 2: 29 - 4 = 25\nAnswer: 25"
+FIXED = "Step 1: 8 + 11 = 19\nStep 2: 19 - 4 = 15\nAnswer: 15"
+
+
+def test_checked_arithmetic_corrects_a_false_result_and_the_model_goes_on():
+    from tracetutor.runtime.engine import Engine
+
+    engine = Engine(ScriptedBackend(SLIP, FIXED), "scripted")
+    assert engine.ask("q").text == SLIP  # unchecked, the slip stands
+    events = list(engine.stream("q", Settings(check=True)))
+    done = events[-1]
+    assert done.text == FIXED and done.answer == "15" and done.stats["corrected_steps"] == [1]
+    shown = [e.text for e in events if isinstance(e, Token)]
+    assert "".join(shown) == FIXED and not any("29" in t or "25" in t for t in shown)  # never shown
+    assert [e.text for e in events if isinstance(e, Step)] == ["8 + 11 = 19", "19 - 4 = 15"]
+    # the model went on from the corrected line, not from the slip
+    assert engine.backend.prompts[-1].endswith("A: Step 1: 8 + 11 = 19\n")
+    batch = engine.answer_batch(["q", "r"], Settings(check=True))
+    assert [d.text for d in batch] == [FIXED, FIXED] and batch[0].stats["corrected_steps"] == [1]
+
+
+def test_checked_arithmetic_corrects_every_slip_and_the_last_line():
+    from tracetutor.runtime.engine import Engine
+
+    slips = ["Step 1: 3 x 4 = 13", "Step 1: 3 x 4 = 12\nStep 2: 12 + 5 = 18",
+             "Step 1: 3 x 4 = 12\nStep 2: 12 + 5 = 17\nStep 3: 17 - 7 = 11"]
+    fixed = "Step 1: 3 x 4 = 12\nStep 2: 12 + 5 = 17\nStep 3: 17 - 7 = 10\nAnswer: 10"
+    engine = Engine(ScriptedBackend(*slips, fixed), "scripted")
+    for done in [engine.ask("q", Settings(check=True)), *engine.answer_batch(["q"], Settings(check=True))]:
+        assert done.text == fixed and done.stats["corrected_steps"] == [1, 2, 3]
+    # the token budget counts every token generated, across the corrections
+    short = engine.ask("q", Settings(check=True, max_new_tokens=len("Step 1: 3 x 4 = 13")))
+    assert short.text == "Step 1: 3 x 4 = 12" and short.stats["n_tokens"] == len("Step 1: 3 x 4 = 13")

@@ -89,6 +89,12 @@ def test_completion_is_the_engines_greedy_answer(client, expected):
     assert extra["stats"]["n_tokens"] == n
 
 
+def test_checked_arithmetic_is_an_extra_field(client, expected):
+    plain = ask(client).model_extra["tracetutor"]["stats"]
+    checked = ask(client, extra_body={"check": True}).model_extra["tracetutor"]["stats"]
+    assert "corrected_steps" not in plain and isinstance(checked["corrected_steps"], list)
+
+
 def test_streaming_matches_the_completion(client, expected):
     chunks = list(ask(client, stream=True, stream_options={"include_usage": True}))
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -159,7 +165,8 @@ def test_malformed_requests_get_openai_errors(base_url):
                          (b'{"messages": []}', "messages must be"),
                          (b'{"messages": [{"role": "system", "content": "hi"}]}', "no user message"),
                          (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}', "max_tokens"),
-                         (b'{"messages": [{"role": "user", "content": "hi"}], "stop": 3}', "stop")]:
+                         (b'{"messages": [{"role": "user", "content": "hi"}], "stop": 3}', "stop"),
+                         (b'{"messages": [{"role": "user", "content": "hi"}], "check": "yes"}', "check must be")]:
         r = httpx.post(url, content=body, headers={"Content-Type": "application/json"}, timeout=30)
         assert r.status_code == 400, body
         error = r.json()["error"]

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from tracetutor.trace import Trace
-from tracetutor.verify import find_claims, main_verify, trace_failures, verify_file, verify_step, verify_trace
+from tracetutor.verify import (correct_step, find_claims, main_verify, trace_failures, verify_file, verify_step,
+                              verify_trace)
 
 
 def trace(steps, answer, id="t"):
@@ -201,3 +202,32 @@ def test_main_verify_all_good(tmp_path, capsys):
     path.write_text(json.dumps({"id": "a", "question": "q", "steps": ["2 + 2 = 4"], "answer": "4"}) + "\n")
     assert main_verify(path, as_json=False) == 0
     assert capsys.readouterr().out.strip() == "1/1 traces passed"
+
+
+@pytest.mark.parametrize("step, fixed", [
+    ("after winning: 61 + 9 = 79", "after winning: 61 + 9 = 70"),
+    ("8 + 11 = 29", "8 + 11 = 19"),
+    ("16 - 3 - 4 = 7", "16 - 3 - 4 = 9"),
+    ("5 - 8 = 3", "5 - 8 = -3"),
+    ("25% of 40 = 12", "25% of 40 = 10"),
+    ("each: $12.50 / 5 = $2.00 each", "each: $12.50 / 5 = $2.50 each"),
+    ("1.5 x 3 = 4.0 kg", "1.5 x 3 = 4.5 kg"),
+    ("total: 3 x 4 = 12, then 12 + 1 = 14", "total: 3 x 4 = 12, then 12 + 1 = 13"),
+    ("3 x 4 = 11 and 11 + 1 = 13", "3 x 4 = 12 and 11 + 1 = 12"),
+])
+def test_correct_step_replaces_only_the_false_results(step, fixed):
+    assert not verify_step(step).ok
+    assert correct_step(step) == fixed
+    assert verify_step(fixed).ok
+
+
+@pytest.mark.parametrize("step", [
+    "change: 20 - 12 = 8",  # true: nothing to correct
+    "no claim here, 5 apples",
+    "2 * 3 = 6 * 4 = 24",  # the sides disagree among themselves: no single result to replace
+    "10 / 3 = 4",  # the exact value has no finite decimal
+    "12 = 3 x 5",  # the result is not on the right
+    "<<48/2=25>>25",  # annotations repeat their result outside
+])
+def test_correct_step_leaves_what_it_cannot_correct(step):
+    assert correct_step(step) is None

@@ -104,7 +104,7 @@ def cmd_chat(args) -> int:
 
     engine = load(args.model, args.variant, threads=args.threads)
     settings = Settings(max_new_tokens=args.max_tokens, temperature=args.temperature,
-                        top_p=args.top_p, top_k=args.top_k, seed=args.seed)
+                        top_p=args.top_p, top_k=args.top_k, seed=args.seed, check=args.check)
     if args.samples > 1:
         return _chat_samples(engine, args, settings)
     for event in engine.stream(args.question, settings):
@@ -142,7 +142,9 @@ def _chat_samples(engine, args, settings) -> int:
 
 def _print_stats(s: dict) -> None:
     rate = f"{s['tokens_per_s']:.0f} tokens/s" if s.get("tokens_per_s") else "-"
-    print(f"[{s['n_tokens']} tokens, first after {s['ttft_s'] * 1000:.0f} ms, {rate}, {s['variant']}]",
+    fixed = s.get("corrected_steps")
+    note = f", corrected step {', '.join(map(str, fixed))}" if fixed else ""
+    print(f"[{s['n_tokens']} tokens, first after {s['ttft_s'] * 1000:.0f} ms, {rate}, {s['variant']}{note}]",
           file=sys.stderr)
 
 
@@ -158,7 +160,8 @@ def cmd_bench(args) -> int:
         print(json.dumps(report) if args.json else format_speed(report))
         return 0
 
-    report = run_bench(args.model, _csv(args.variants), args.problems, limit=args.limit, threads=args.threads)
+    report = run_bench(args.model, _csv(args.variants), args.problems, limit=args.limit, threads=args.threads,
+                       check=args.check)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -210,7 +213,7 @@ def cmd_pipeline(args) -> int:
         print(export_table(report))
         variants += list(DEFAULT_TARGETS)
     stage("bench (held-out)")
-    bench = run_bench(recipe.dir, variants, "heldout")
+    bench = run_bench(recipe.dir, variants, "heldout", check=True)
     (recipe.dir / "bench.json").write_text(json.dumps(bench, indent=1))
     print(format_table(bench))
     path = write_report(recipe)
@@ -269,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--top-k", type=int, default=0)
     c.add_argument("--seed", type=int, default=None)
     c.add_argument("--threads", type=int, default=None)
+    c.add_argument("--check", action="store_true",
+                   help="checked arithmetic: replace the result of a false step with its exact value and go on")
     c.add_argument("--json", action="store_true", help="print {answer, steps, stats} as JSON")
     c.set_defaults(func=cmd_chat)
 
@@ -281,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="also write bench.json into this folder")
     b.add_argument("--speed", action="store_true",
                    help="measure decode tokens/s and time to first token instead (and llama.cpp's raw speed)")
+    b.add_argument("--check", action="store_true", help="also score every variant with checked arithmetic")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
 

@@ -441,6 +441,42 @@ def verify_step(step: str) -> Check:
     return Check(ok=not reasons, reason="; ".join(reasons))
 
 
+def correct_step(step: str) -> str | None:
+    """The step with the written result of each false claim replaced by its exact value
+    (`8 + 11 = 29` becomes `8 + 11 = 19`; `$`, `%` and the words around it are kept).
+
+    None when every claim holds, or when a false claim has no result to replace: its last
+    side is arithmetic, its sides disagree among themselves, it divides by zero, or the
+    exact value has no finite decimal. GSM8K annotations are left alone (their text repeats
+    the result outside the annotation).
+    """
+    if _ANNOTATION.search(step):
+        return None
+    edits = []
+    for chain in _chains(_expression_tokens(step)):
+        claim = _make_claim(step, chain)
+        last = chain[-1][0]
+        if claim.ok or last[0] != "num" or None in claim.values:
+            continue
+        exact = [v for (node, _, _), v in zip(chain, claim.values) if _number_token(node) is None]
+        if len(set(exact)) != 1 or not _terminates(exact[0]):
+            return None
+        tok = last[1]
+        currency = tok.text[0] if tok.text[0] in "$£€" else ""
+        value = exact[0] * 100 if tok.percent else exact[0]
+        shown = _show(value)
+        if tok.decimals and (value * 10**tok.decimals).denominator == 1:  # keep `$2.50`'s cents
+            whole, _, part = shown.partition(".")
+            shown = whole + "." + part.ljust(tok.decimals, "0")
+        written = shown + "%" if tok.percent else currency + shown
+        edits.append((tok.start, tok.end, written))
+    if not edits:
+        return None
+    for start, end, written in reversed(edits):
+        step = step[:start] + written + step[end:]
+    return step if verify_step(step).ok else None
+
+
 # ---------------------------------------------------------------------------------------
 # Traces
 
