@@ -130,3 +130,13 @@ def test_data_parallel_run_takes_the_same_examples_and_learns(trained_micro, tmp
     # gradients averaged over both halves of each batch give the single process's run
     assert ddp["final_loss"] == pytest.approx(metrics["final_loss"], rel=0.01)
     assert (root / "micro" / "model.safetensors").is_file()
+
+
+def test_a_new_generator_version_redoes_the_data_and_all_after_it(monkeypatch):
+    from tracetutor.train import pipeline, synth
+
+    recipe = load_recipe("micro")
+    before = [pipeline.data_fingerprint(recipe), pipeline.tokenizer_fingerprint(recipe), pipeline.model_fingerprint(recipe)]
+    monkeypatch.setattr(synth, "VERSION", synth.VERSION + 1)
+    after = [pipeline.data_fingerprint(recipe), pipeline.tokenizer_fingerprint(recipe), pipeline.model_fingerprint(recipe)]
+    assert all(a != b for a, b in zip(before, after))

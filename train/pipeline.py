@@ -22,7 +22,9 @@ def _fingerprint(obj) -> str:
 
 
 def data_fingerprint(recipe: Recipe) -> str:
-    return _fingerprint(asdict(recipe.data))
+    from .synth import VERSION
+
+    return _fingerprint([asdict(recipe.data), VERSION])
 
 
 def tokenizer_fingerprint(recipe: Recipe) -> str:

@@ -31,6 +31,9 @@ from math import gcd
 
 from tracetutor.trace import Trace
 
+VERSION = 1
+"""Raise it whenever the same seed starts giving other traces: data made before is then redone."""
+
 CAP = {1: 20, 2: 50, 3: 100, 4: 200}  # every number in a step of a level is below its cap
 PERCENTS = (10, 20, 25, 50, 75)
 

@@ -143,7 +143,7 @@ def _chat_samples(engine, args, settings) -> int:
 def _print_stats(s: dict) -> None:
     rate = f"{s['tokens_per_s']:.0f} tokens/s" if s.get("tokens_per_s") else "-"
     fixed = s.get("corrected_steps")
-    note = f", corrected step {', '.join(map(str, fixed))}" if fixed else ""
+    note = f", corrected step{'s' if len(fixed) > 1 else ''} {', '.join(map(str, fixed))}" if fixed else ""
     print(f"[{s['n_tokens']} tokens, first after {s['ttft_s'] * 1000:.0f} ms, {rate}, {s['variant']}{note}]",
           file=sys.stderr)
 
