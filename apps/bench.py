@@ -94,7 +94,7 @@ def run_bench(model, variants: list[str], problems: str = "heldout", limit: int 
     """Every variant answers every problem greedily; with `check`, also with checked
     arithmetic (Settings.check), scored under the variant's "checked" key."""
     from tracetutor.recipe import resolve_model
-    from tracetutor.runtime.engine import Settings, load
+    from tracetutor.runtime.engine import load
     from tracetutor.runtime.variants import variants_on_disk
 
     model_dir, _ = resolve_model(model)
@@ -110,10 +110,10 @@ def run_bench(model, variants: list[str], problems: str = "heldout", limit: int 
         seconds = time.perf_counter() - start
         result = score(items, outputs)
         result["seconds"] = round(seconds, 2)
-        if check:
+        if check:  # the plain answers are the first round of the checked ones
             start = time.perf_counter()
-            checked = score(items, engine.answer_batch([p["question"] for p in items], Settings(check=True)))
-            result["checked"] = {**checked, "seconds": round(time.perf_counter() - start, 2)}
+            checked = score(items, engine.check_batch([p["question"] for p in items], outputs))
+            result["checked"] = {**checked, "seconds": round(seconds + time.perf_counter() - start, 2)}
         report["variants"][variant] = result
     return report
 

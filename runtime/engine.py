@@ -149,7 +149,7 @@ class Engine:
                 end = text.find("\n", line_start)
                 while end >= 0:  # each finished line is a step or the answer
                     line = text[line_start:end]
-                    fixed = correct_step(line) if settings.check and _is_step(line) else None
+                    fixed = _corrected(line) if settings.check else None
                     if fixed is not None:
                         text, line, end = text[:line_start] + fixed + "\n", fixed, line_start + len(fixed)
                         corrected.append(n_steps + 1)
@@ -180,7 +180,7 @@ class Engine:
                     break
             else:  # the model ended its turn: check the last line too
                 line = text[line_start:]
-                fixed = correct_step(line) if settings.check and _is_step(line) else None
+                fixed = _corrected(line) if settings.check else None
                 if fixed is not None:
                     text = text[:line_start] + fixed
                     corrected.append(n_steps + 1)
@@ -252,27 +252,34 @@ class Engine:
                         share=ranked[0][1] / len(traces), trace=best, traces=traces)
 
     def answer_batch(self, questions: list[str], settings: Settings | None = None) -> list[Done]:
-        """Greedy answers to many questions, batched where the backend can. With
-        `settings.check`, completions with a false step go on from their corrected text, in
-        rounds, as `stream` does one at a time."""
+        """Greedy answers to many questions, batched where the backend can; with
+        `settings.check`, then checked as `check_batch` does."""
         settings = settings or Settings()
         backend = self.backend
         prompts = [backend.encode_prompt(q) for q in questions]
-        done: list[Done | None] = [None] * len(prompts)
+        answers = []
+        for ids in backend.generate_batch(prompts, settings):
+            steps, answer = parse_completion(text := backend.decode(ids))
+            answers.append(Done(text=text, steps=steps, answer=answer, stats={"n_tokens": len(ids)}))
+        return self.check_batch(questions, answers, settings) if settings.check else answers
+
+    def check_batch(self, questions: list[str], answers: list[Done], settings: Settings | None = None) -> list[Done]:
+        """Checked arithmetic over greedy answers made without it: each completion with a false
+        step goes on from its corrected text, in batched rounds, as `stream` does one at a time."""
+        settings = settings or Settings()
+        backend = self.backend
+        prompts = [backend.encode_prompt(q) for q in questions]
+        texts = [a.text for a in answers]
+        used = [a.stats["n_tokens"] for a in answers]
         prefix: list[list[int]] = [[] for _ in prompts]  # corrected completion ids so far
-        used = [0] * len(prompts)
         corrected: list[list[int]] = [[] for _ in prompts]
+        done: list[Done | None] = [None] * len(prompts)
         todo = list(range(len(prompts)))
         while todo:
-            budget = settings.max_new_tokens - min(used[i] for i in todo)
-            outs = backend.generate_batch([prompts[i] + prefix[i] for i in todo],
-                                          replace(settings, max_new_tokens=budget))
             again = []
-            for i, out in zip(todo, outs):
-                out = out[:settings.max_new_tokens - used[i]]
-                used[i] += len(out)
-                text = backend.decode(prefix[i] + out)
-                fix = _first_correction(text) if settings.check else None
+            for i in todo:
+                text = texts[i]
+                fix = _first_correction(text)
                 if fix is not None:
                     text, step = fix
                     corrected[i].append(step)
@@ -283,8 +290,16 @@ class Engine:
                         continue
                     text = text.removesuffix("\n")  # out of tokens: end at the corrected step
                 steps, answer = parse_completion(text)
-                stats = {"n_tokens": used[i]} | ({"corrected_steps": corrected[i]} if settings.check else {})
-                done[i] = Done(text=text, steps=steps, answer=answer, stats=stats)
+                done[i] = Done(text=text, steps=steps, answer=answer,
+                               stats={"n_tokens": used[i], "corrected_steps": corrected[i]})
+            if again:
+                budget = settings.max_new_tokens - min(used[i] for i in again)
+                outs = backend.generate_batch([prompts[i] + prefix[i] for i in again],
+                                              replace(settings, max_new_tokens=budget))
+                for i, out in zip(again, outs):
+                    out = out[:settings.max_new_tokens - used[i]]
+                    used[i] += len(out)
+                    texts[i] = backend.decode(prefix[i] + out)
             todo = again
         return done
 
@@ -301,6 +316,11 @@ def _first_correction(text: str) -> tuple[str, int] | None:
                 return text[:start] + fixed + "\n", n_steps
         start += len(line) + 1
     return None
+
+
+def _corrected(line: str) -> str | None:
+    """The line with its false results corrected, if it is a step with any (see correct_step)."""
+    return correct_step(line) if _is_step(line) else None
 
 
 def _is_step(line: str) -> bool:
