@@ -48,3 +48,41 @@ def template_from_folder(folder: str | Path) -> tuple[str, str, str]:
         return value.get("content", "") if isinstance(value, dict) else (value or "")
 
     return template, token(cfg.get("bos_token")), token(cfg.get("eos_token"))
+
+
+def token_bytes_function(tokenizer):
+    """For a `tokenizers.Tokenizer` whose decoding is plain byte concatenation (sentencepiece
+    pieces with `▁` and byte fallback, or GPT-2 style byte-level BPE), a function giving the
+    bytes one token adds to the text; None for any other decoder.
+
+    With it the engine decodes a stream token by token with an incremental UTF-8 decoder, so
+    what it streams is exactly its final text: re-decoding the whole sequence can rewrite text
+    already shown (a run of byte tokens renders differently once it turns out to be invalid).
+    """
+    decoder = json.loads(tokenizer.to_str()).get("decoder") or {}
+    kinds = [d.get("type") for d in decoder.get("decoders", [decoder])]
+    special = {i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special}
+    if kinds == ["ByteLevel"]:
+        # GPT-2's table from bytes to printable characters, inverted
+        printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+        chars = printable + [256 + i for i in range(256 - len(printable))]
+        to_byte = dict(zip(map(chr, chars), printable + [b for b in range(256) if b not in printable]))
+
+        def piece(text: str) -> bytes:
+            return bytes(to_byte[c] for c in text)
+    elif kinds == ["Replace", "ByteFallback", "Fuse"] and decoder["decoders"][0].get("content") == " ":
+        def piece(text: str) -> bytes:
+            if len(text) == 6 and text.startswith("<0x") and text.endswith(">"):
+                return bytes([int(text[3:5], 16)])
+            return text.replace("▁", " ").encode()
+    else:
+        return None
+    cache: dict[int, bytes] = {}
+
+    def token_bytes(token: int) -> bytes:
+        if token not in cache:
+            text = tokenizer.id_to_token(token)
+            cache[token] = b"" if token in special or text is None else piece(text)
+        return cache[token]
+
+    return token_bytes

@@ -177,6 +177,7 @@ class Engine:
                     shown = hold
                 if settings.stop and any(s in text for s in settings.stop):
                     text = text[:min(text.index(s) for s in settings.stop if s in text)]
+                    utf8.reset()  # what it still holds comes after the stop
                     break
             else:  # the model ended its turn: check the last line too
                 line = text[line_start:]
@@ -194,6 +195,8 @@ class Engine:
                 utf8.reset()
                 budget = replace(settings, max_new_tokens=settings.max_new_tokens - n_generated)
                 source = backend.stream_ids(prompt + ids, budget) if budget.max_new_tokens > 0 else None
+        if token_bytes is not None:  # bytes of a character the model never finished
+            text += utf8.decode(b"", final=True)
         elapsed = time.perf_counter() - start
         if len(text) > shown:
             yield Token(text[shown:])

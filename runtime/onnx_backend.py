@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .chat import render_prompt, template_from_folder
+from .chat import render_prompt, template_from_folder, token_bytes_function
 from .engine import Settings
 
 # ModelProto fields a real model has (onnx.proto: 1 ir_version, 7 graph)
@@ -129,6 +129,7 @@ class OnnxBackend:
         self.past_dtype = np.float16 if "float16" in past_types[0] else np.float32
 
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.token_bytes = token_bytes_function(self.tokenizer)
         self.template, self.bos_token, self.eos_token = template_from_folder(folder)
         self.eos_ids = self._eos_ids(config)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+from .chat import token_bytes_function
 from .engine import Settings
 
 
@@ -24,6 +25,8 @@ class TorchBackend:
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        fast = getattr(self.tokenizer, "backend_tokenizer", None)
+        self.token_bytes = token_bytes_function(fast) if fast is not None else None
         self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
         self.model.to(self.device).eval()
         self.eos_id = self.tokenizer.eos_token_id

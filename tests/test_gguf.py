@@ -19,6 +19,7 @@ np = pytest.importorskip("numpy")
 from tiny_models import build_tiny_llama, build_tiny_qwen2
 
 from tracetutor.export.gguf import check_gguf, quantize_gguf, write_gguf
+from tracetutor.runtime.chat import token_bytes_function
 from tracetutor.runtime.engine import Engine, Settings
 from tracetutor.runtime.llama_backend import LlamaCppBackend
 from tracetutor.trace import render_completion
@@ -160,6 +161,11 @@ def test_tokenizer_parity_with_transformers(tiny, questions, kind):
             [{"role": "user", "content": trace.question}], tokenize=True, add_generation_prompt=True)
     ids = t.backend.tokenize(STRESS + "".join(t.tok.all_special_tokens), special=True)
     assert t.backend.decode(ids) == STRESS == t.tok.decode(ids, skip_special_tokens=True)
+    # the bytes each token adds, as the torch and onnx backends stream them, are llama.cpp's
+    token_bytes = token_bytes_function(t.tok.backend_tokenizer)
+    for x in texts:
+        ids = t.tok.encode(x, add_special_tokens=False)
+        assert [token_bytes(i) for i in ids] == [t.backend.token_bytes(i) for i in ids], x
 
 
 def test_engine_streams_from_the_llama_cpp_backend(tiny, questions):

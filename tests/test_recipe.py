@@ -19,6 +19,7 @@ def test_default_is_kquant_ready_and_ablation_matches(models):
     # the ablation differs in targets only: same model, data, tokenizer and steps
     assert tt.model == ans.model and tt.data == ans.data and tt.tokenizer == ans.tokenizer
     assert tt.train.stages == ans.train.stages and tt.train.batch_size == ans.train.batch_size
+    assert tt.train.family_weights == ans.train.family_weights
 
 
 def test_unknown_recipe_lists_known_ones(models):
@@ -32,6 +33,7 @@ def test_unknown_recipe_lists_known_ones(models):
     ({"name": "x", "model": {"widht": 3}}, r"\[model\].*unknown field\(s\) widht"),
     ({"name": "x", "train": {"stages": [{"levels": [7], "examples": 5}]}}, r"levels 1\.\.4"),
     ({"description": "no name"}, r"missing field 'name'"),
+    ({"name": "x", "train": {"family_weights": {"ages": -1}}}, r"train\.family_weights.*'ages': -1"),
 ])
 def test_bad_recipes_name_the_field(table, message):
     with pytest.raises(RecipeError, match=message):

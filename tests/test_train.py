@@ -46,6 +46,24 @@ def test_curriculum_runs_easy_to_hard(trained_micro):
     assert sum(len(b) for b in batches) == recipe.train.total_examples
 
 
+def test_family_weights_change_a_familys_share(trained_micro):
+    recipe, _ = trained_micro
+    traces = load_traces(recipe.dir / "data" / "train.jsonl")
+    stages, bs = recipe.train.stages, recipe.train.batch_size
+
+    def share(weights, family):
+        drawn = [traces[i].family for b in curriculum_order(traces, stages, bs, 0, family_weights=weights) for i in b]
+        assert len(drawn) == recipe.train.total_examples
+        return drawn.count(family) / len(drawn)
+
+    family = traces[0].family
+    plain, tripled = share(None, family), share({family: 3.0}, family)
+    # weight w turns a share p into w p / (w p + 1 - p)
+    assert tripled == pytest.approx(3 * plain / (3 * plain + 1 - plain), abs=0.02)
+    with pytest.raises(ValueError, match="family_weights.*sudoku"):
+        curriculum_order(traces, stages, bs, 0, family_weights={"sudoku": 2.0})
+
+
 def test_resume_continues_from_the_checkpoint_to_the_same_weights(trained_micro, tmp_path):
     from safetensors.torch import load_file
 

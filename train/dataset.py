@@ -36,32 +36,48 @@ def encode_example(tokenizer, trace: Trace, mode: str, max_len: int) -> dict | N
 
 
 def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int,
-                     lengths: list[int] | None = None) -> list[list[int]]:
+                     lengths: list[int] | None = None, family_weights: dict | None = None) -> list[list[int]]:
     """Batches of trace indices, stage after stage; within a stage, length-grouped batches.
 
     `stages` are recipe Stage objects (levels, examples, replay). Each stage draws
     `examples` traces: a `replay` share from the levels of earlier stages, the rest from its
-    own levels, cycling through a shuffled pool so every trace is used before any repeats.
+    own levels. Each family's share of a draw is its share of the traces at those levels
+    times its weight in `family_weights` (1 when not named); within a family the draw cycles
+    through a shuffled pool, so every trace is used before any repeats.
     `lengths` (token counts) group batches by length; without them, text length stands in.
     """
     rng = random.Random(seed)
-    by_level = defaultdict(list)
+    weights = family_weights or {}
+    unknown = sorted(set(weights) - {str(t.family) for t in traces})
+    if unknown:
+        raise ValueError(f"train.family_weights names families with no training traces: {', '.join(unknown)}")
+    by_cell = defaultdict(list)
     for i, t in enumerate(traces):
-        by_level[t.difficulty or 1].append(i)
+        by_cell[(str(t.family), t.difficulty or 1)].append(i)
 
     pools: dict[tuple, list[int]] = {}
 
     def draw(levels: tuple, n: int) -> list[int]:
-        out = []
-        members = [i for lv in levels for i in by_level.get(lv, [])]
+        members = defaultdict(list)
+        for (fam, lv), idx in sorted(by_cell.items()):
+            if lv in levels:
+                members[fam].extend(idx)
         if not members:
             raise ValueError(f"no training traces at difficulty level(s) {list(levels)}")
-        while len(out) < n:
-            pool = pools.setdefault(levels, [])
-            if not pool:
-                pool.extend(members)
-                rng.shuffle(pool)
-            out.append(pool.pop())
+        mass = {fam: len(idx) * weights.get(fam, 1.0) for fam, idx in members.items()}
+        quota = {fam: int(n * m / sum(mass.values())) for fam, m in mass.items()}
+        # the examples rounding left over go to the families with the largest remainders
+        short = sorted(mass, key=lambda f: quota[f] - n * mass[f] / sum(mass.values()))
+        for fam in short[:n - sum(quota.values())]:
+            quota[fam] += 1
+        out = []
+        for fam, k in quota.items():
+            pool = pools.setdefault((levels, fam), [])
+            for _ in range(k):
+                if not pool:
+                    pool.extend(members[fam])
+                    rng.shuffle(pool)
+                out.append(pool.pop())
         return out
 
     batches: list[list[int]] = []

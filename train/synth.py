@@ -31,7 +31,7 @@ from math import gcd
 
 from tracetutor.trace import Trace
 
-VERSION = 1
+VERSION = 2
 """Raise it whenever the same seed starts giving other traces: data made before is then redone."""
 
 CAP = {1: 20, 2: 50, 3: 100, 4: 200}  # every number in a step of a level is below its cap
@@ -1379,24 +1379,24 @@ def ages(rng: random.Random, difficulty: int) -> tuple[str, Work]:
                                                    ("times", 2 <= age <= oldest // 2), ("half", age % 2 == 0)] if fits])
         if kind == "older":
             d = num(rng, 2, min(30, oldest - age))
-            new = work.add(f"{person}'s age", age, d)
+            new = work.add(f"{person} is {d} years older than {before}", age, d)
             relations.append(rng.choice([f"{person} is {d} years older than {before}.",
                                          f"{before} is {d} years younger than {person}.",
                                          f"{person} was born {d} years before {before}."]))
         elif kind == "younger":
             d = num(rng, 2, min(30, age - 1))
-            new = work.sub(f"{person}'s age", age, d)
+            new = work.sub(f"{person} is {d} years younger than {before}", age, d)
             relations.append(rng.choice([f"{person} is {d} years younger than {before}.",
                                          f"{before} is {d} years older than {person}.",
                                          f"{person} was born {d} years after {before}."]))
         elif kind == "times":
             k = num(rng, 2, min(4, oldest // age))
-            new = work.mul(f"{person}'s age", age, k)
             times = "twice" if k == 2 else f"{k} times"
+            new = work.mul(f"{person} is {times} as old as {before}", age, k)
             relations.append(rng.choice([f"{person} is {times} as old as {before}.",
                                          f"{person}'s age is {times} {before}'s age."]))
         else:
-            new = work.div(f"{person}'s age", age, 2)
+            new = work.div(f"{person} is half as old as {before}", age, 2)
             relations.append(rng.choice([f"{person} is half as old as {before}.",
                                          f"{person}'s age is half of {before}'s age."]))
         ages_now.append(new)
@@ -1421,11 +1421,11 @@ def ages(rng: random.Random, difficulty: int) -> tuple[str, Work]:
         asked = rng.choice([f"What will the sum of their three ages be in {n} years?",
                             f"In {n} years, what will the ages of {and_list(people)} add up to?"])
     elif later:
-        work.add(f"{last}'s age then", ages_now[-1], n)
+        work.add(f"{last} in {n} years", ages_now[-1], n)
         asked = rng.choice([f"How old will {last} be in {n} years?", f"What will {last}'s age be {n} years from now?",
                             f"In {n} years, how old will {last} be?", f"How old will {last} be {n} years from today?"])
     else:
-        work.sub(f"{last}'s age then", ages_now[-1], n)
+        work.sub(f"{last} {n} years ago", ages_now[-1], n)
         asked = rng.choice([f"How old was {last} {n} years ago?", f"What was {last}'s age {n} years ago?",
                             f"{n} years ago, how old was {last}?", f"How old was {last} {n} years before today?"])
     return paragraph(*facts, asked), work

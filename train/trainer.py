@@ -152,7 +152,7 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     if len(kept) < len(traces) and main:
         print(f"skipped {len(traces) - len(kept)} traces longer than max_len={recipe.model.max_len}")
     order = curriculum_order(kept, cfg.stages, cfg.batch_size, cfg.seed,
-                             lengths=[len(e["input_ids"]) for e in examples])
+                             lengths=[len(e["input_ids"]) for e in examples], family_weights=cfg.family_weights)
     # one item per process per step: the processes' shares of each batch, in turn
     batches = _BatchList([[examples[i] for i in (b[r::world] or b[:1])] for b in order for r in range(world)])
     collate = PadCollator(tokenizer.pad_token_id)

@@ -103,6 +103,9 @@ class TrainConfig:
     """'traces' (step-by-step targets) or 'answers' (answer-only targets)."""
     stages: list[Stage] = field(default_factory=lambda: [Stage(levels=[1, 2, 3, 4], examples=10_000)])
     """The curriculum, easy to hard, run in order."""
+    family_weights: dict[str, float] = field(default_factory=dict)
+    """How much more (or less) often than its share of the data each family is drawn, e.g.
+    `{ages = 2.0, percent = 0.5}`; a family not named has weight 1."""
     batch_size: int = 32
     learning_rate: float = 2e-3
     min_lr_ratio: float = 0.1
@@ -126,6 +129,8 @@ class TrainConfig:
         _check(self.batch_size > 0, "train.batch_size", "must be positive")
         _check(self.learning_rate > 0, "train.learning_rate", "must be positive")
         _check(self.save_every > 0, "train.save_every", "must be positive")
+        bad = {f: w for f, w in self.family_weights.items() if not isinstance(w, (int, float)) or w <= 0}
+        _check(not bad, "train.family_weights", f"weights must be positive numbers, got {bad}")
         _check(self.processes >= 0, "train.processes", f"must be >= 0, got {self.processes}")
         _check(self.processes == 0 or self.batch_size % self.processes == 0, "train.processes",
                f"batch_size={self.batch_size} does not split evenly over {self.processes} processes")
