@@ -65,9 +65,10 @@ def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int,
         if not members:
             raise ValueError(f"no training traces at difficulty level(s) {list(levels)}")
         mass = {fam: len(idx) * weights.get(fam, 1.0) for fam, idx in members.items()}
-        quota = {fam: int(n * m / sum(mass.values())) for fam, m in mass.items()}
+        total = sum(mass.values())
+        quota = {fam: int(n * m / total) for fam, m in mass.items()}
         # the examples rounding left over go to the families with the largest remainders
-        short = sorted(mass, key=lambda f: quota[f] - n * mass[f] / sum(mass.values()))
+        short = sorted(mass, key=lambda f: quota[f] - n * mass[f] / total)
         for fam in short[:n - sum(quota.values())]:
             quota[fam] += 1
         out = []
