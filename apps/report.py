@@ -113,6 +113,21 @@ def _variants_section(export: dict, bench: dict | None, d: Path) -> list[str]:
     return lines
 
 
+def _data_line(meta: dict, data_dir: Path) -> str:
+    """The data section's sentence; a meta file written by hand may lack counts or settings."""
+    def count(key, name):
+        if key in meta:
+            return meta[key]
+        path = data_dir / name
+        return sum(1 for line in path.open(encoding="utf-8") if line.strip()) if path.is_file() else "?"
+
+    config = meta.get("config") or {}
+    settings = ", ".join(f"{k} {config[k]}" for k in ("seed", "levels") if k in config)
+    return (f"{count('n_train', 'train.jsonl')} training and {count('n_heldout', 'heldout.jsonl')} held-out "
+            f"synthetic traces{f' ({settings})' if settings else ''}, every one verified; "
+            "the held-out split shares no question with training.")
+
+
 def write_report(recipe: Recipe) -> Path:
     d = recipe.dir
     meta, metrics, bench = _read(d / "data" / "meta.json"), _read(d / "train_metrics.json"), _read(d / "bench.json")
@@ -123,9 +138,7 @@ def write_report(recipe: Recipe) -> Path:
               f"{m.num_heads} heads ({m.num_kv_heads} key/value), context {m.max_len}"
               + (f", **{metrics['parameters'] / 1e6:.2f}M parameters**" if metrics else "") + ".", ""]
     if meta:
-        lines += ["## Data", "", f"{meta['n_train']} training and {meta['n_heldout']} held-out synthetic traces "
-                  f"(seed {meta['config']['seed']}, levels {meta['config']['levels']}), every one verified; "
-                  "the held-out split shares no question with training.", ""]
+        lines += ["## Data", "", _data_line(meta, d / "data"), ""]
     if metrics:
         lines += ["## Training", "",
                   "| mode | steps | tokens | time | tokens/s | precision | device | processes | final loss |",

@@ -132,6 +132,21 @@ def test_pipeline_stages_redo_only_what_a_recipe_edit_affects(trained_micro, tmp
     assert (edited.dir / "tokenizer" / "tokenizer.json").read_bytes() != before
 
 
+def test_report_reads_a_hand_written_data_meta(trained_micro, tmp_path):
+    import json
+
+    from tracetutor.apps.report import write_report
+
+    recipe, metrics = trained_micro
+    root = tmp_path / "models"
+    shutil.copytree(recipe.dir.parent, root)
+    copy = load_recipe(root / "micro.toml")
+    (copy.dir / "data" / "meta.json").write_text(json.dumps({"note": "made by hand"}))
+    n_train = len(load_traces(copy.dir / "data" / "train.jsonl"))
+    text = write_report(copy).read_text()
+    assert f"{n_train} training and" in text and f"{metrics['parameters'] / 1e6:.2f}M parameters" in text
+
+
 def test_data_parallel_run_takes_the_same_examples_and_learns(trained_micro, tmp_path):
     """Two torchrun processes (gloo on the CPU) split every batch: the same optimization."""
     recipe, metrics = trained_micro
