@@ -307,26 +307,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tracetutor.recipe import RecipeError
-    from tracetutor.trace import TraceFileError
+    """Run a subcommand. Every expected failure (bad input, a missing or damaged file, a
+    missing package) is a ValueError, OSError or ImportError whose message names the file,
+    field or value: it is printed as one line with exit code 2. Anything else is a bug; it
+    still prints one line first (and the traceback with TRACETUTOR_DEBUG=1), exit code 1."""
+    import os
 
     args = build_parser().parse_args(argv)
-    errors: tuple = (RecipeError, TraceFileError, FileNotFoundError, ImportError)
-    try:
-        from tracetutor.apps.bench import ProblemsError
-        from tracetutor.runtime.variants import VariantError
-
-        errors += (ProblemsError, VariantError)
-    except ImportError:
-        pass
     try:
         return args.func(args)
-    except errors as e:
-        print(f"tracetutor: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (ValueError, OSError, ImportError) as e:
+        if os.environ.get("TRACETUTOR_DEBUG"):
+            raise
+        print(f"tracetutor: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if os.environ.get("TRACETUTOR_DEBUG"):
+            raise
+        print(f"tracetutor: unexpected error: {type(e).__name__}: {_one_line(e)} "
+              "(set TRACETUTOR_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception's message on one line; an OSError without one names its file."""
+    text = " ".join(str(e).split())
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
+        text = f"{e.filename}: {e.strerror or text}"
+    return text or type(e).__name__
 
 
 if __name__ == "__main__":

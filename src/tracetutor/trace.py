@@ -29,6 +29,9 @@ from pathlib import Path
 FIELDS = ("id", "question", "steps", "answer", "source", "family", "difficulty", "checks")
 
 MODES = ("traces", "answers")
+LEVELS = (1, 2, 3, 4)
+"""The curriculum's difficulty levels (a trace's `difficulty`): 1 to 5 dependent steps,
+numbers up to 20, 50, 100, 200."""
 
 
 class TraceFileError(ValueError):
