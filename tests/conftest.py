@@ -23,7 +23,7 @@ def trained_micro(tmp_path_factory):
     """The micro recipe trained once for the session: (recipe, metrics)."""
 
     from tracetutor.recipe import load_recipe
-    from tracetutor.train.pipeline import prepare_data, prepare_model, prepare_tokenizer
+    from tracetutor.pipeline import prepare_data, prepare_model, prepare_tokenizer
 
     d = tmp_path_factory.mktemp("session") / "models"
     d.mkdir()

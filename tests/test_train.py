@@ -101,7 +101,7 @@ def test_same_seed_same_model(trained_micro, tmp_path):
 
 def test_pipeline_stages_redo_only_what_a_recipe_edit_affects(trained_micro, tmp_path, capsys):
     from tracetutor.recipe import RecipeError
-    from tracetutor.train import pipeline
+    from tracetutor import pipeline
 
     recipe, metrics = trained_micro
     root = tmp_path / "models"
@@ -166,7 +166,8 @@ def test_data_parallel_run_takes_the_same_examples_and_learns(trained_micro, tmp
 
 
 def test_a_new_generator_version_redoes_the_data_and_all_after_it(monkeypatch):
-    from tracetutor.train import pipeline, synth
+    from tracetutor import pipeline
+    from tracetutor.train import synth
 
     recipe = load_recipe("micro")
     before = [pipeline.data_fingerprint(recipe), pipeline.tokenizer_fingerprint(recipe), pipeline.model_fingerprint(recipe)]

@@ -59,7 +59,7 @@ def cmd_data_verify(args) -> int:
 
 def cmd_train(args) -> int:
     from tracetutor.recipe import load_recipe
-    from tracetutor.train.pipeline import prepare_data, prepare_model, prepare_tokenizer
+    from tracetutor.pipeline import prepare_data, prepare_model, prepare_tokenizer
 
     recipe = load_recipe(args.model)
     prepare_data(recipe)
@@ -187,37 +187,19 @@ def cmd_serve(args) -> int:
 
 def cmd_pipeline(args) -> int:
     """data → tokenizer → train → export → bench → report, each stage resuming from what is on disk."""
-    from tracetutor.apps.bench import format_table, run_bench
-    from tracetutor.apps.report import write_report
+    from tracetutor.apps.bench import format_table
+    from tracetutor.pipeline import run_pipeline
     from tracetutor.recipe import load_recipe
-    from tracetutor.train.pipeline import prepare_data, prepare_model, prepare_tokenizer
 
-    recipe = load_recipe(args.model)
+    result = run_pipeline(load_recipe(args.model), force=args.force, export=not args.no_export,
+                          log=lambda m: print(m, file=sys.stderr, flush=True))
+    _print_train(result["train"], False)
+    if result["export"] is not None:
+        from tracetutor.export.build import format_table as export_table
 
-    def stage(name):
-        print(f"== {recipe.name}: {name}", file=sys.stderr, flush=True)
-
-    stage("data")
-    prepare_data(recipe)
-    stage("tokenizer")
-    prepare_tokenizer(recipe)
-    stage("train")
-    metrics = prepare_model(recipe, force=args.force)
-    _print_train(metrics, False)
-    variants = ["torch-fp32"]
-    if not args.no_export:
-        from tracetutor.export.build import DEFAULT_TARGETS, export_model, format_table as export_table
-
-        stage("export")
-        report = export_model(recipe.dir, DEFAULT_TARGETS, log=lambda m: print(m, file=sys.stderr))
-        print(export_table(report))
-        variants += list(DEFAULT_TARGETS)
-    stage("bench (held-out)")
-    bench = run_bench(recipe.dir, variants, "heldout", check=True)
-    (recipe.dir / "bench.json").write_text(json.dumps(bench, indent=1))
-    print(format_table(bench))
-    path = write_report(recipe)
-    print(f"report: {path}")
+        print(export_table(result["export"]))
+    print(format_table(result["bench"]))
+    print(f"report: {result['report']}")
     return 0
 
 

@@ -1,0 +1,179 @@
+"""A recipe's stages, in order: data → tokenizer → train → export → bench → report.
+
+Each stage is skipped when its output is on disk and was made from the same inputs: it records
+a fingerprint of what it was built from (the recipe sections it reads and the fingerprint of
+the stage before it), so editing a recipe redoes exactly the stages the edit affects, and a
+stale tokenizer, model, export or benchmark is never reused by accident. The CLI's `train` and
+`pipeline` are thin layers over `prepare_*` and `run_pipeline`.
+
+The stages' own code lives in `train/`, `export/` and `apps/`; it is imported inside each
+function, so this module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from tracetutor.files import write_json
+from tracetutor.recipe import Recipe, RecipeError
+from tracetutor.trace import load_traces, render_completion, save_traces
+
+
+def _fingerprint(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def data_fingerprint(recipe: Recipe) -> str:
+    from tracetutor.train.synth import VERSION
+
+    return _fingerprint([asdict(recipe.data), VERSION])
+
+
+def tokenizer_fingerprint(recipe: Recipe) -> str:
+    return _fingerprint([data_fingerprint(recipe), asdict(recipe.tokenizer)])
+
+
+def model_fingerprint(recipe: Recipe) -> str:
+    train = asdict(recipe.train)
+    train.pop("save_every", None)  # how often to checkpoint does not change the model
+    return _fingerprint([tokenizer_fingerprint(recipe), asdict(recipe.model), train])
+
+
+def _recorded(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
+def prepare_data(recipe: Recipe, force: bool = False) -> Path:
+    """Generate the recipe's synthetic train and held-out splits into models/<name>/data/."""
+    from tracetutor.train.synth import make_splits
+
+    data_dir = recipe.dir / "data"
+    meta_path = data_dir / "meta.json"
+    key = data_fingerprint(recipe)
+    if not force and _recorded(meta_path) == key:
+        return data_dir
+    d = recipe.data
+    train, heldout = make_splits(d.n_train, d.n_heldout, d.seed, levels=tuple(d.levels), families=d.families)
+    save_traces(data_dir / "train.jsonl", train)
+    save_traces(data_dir / "heldout.jsonl", heldout)
+    # the meta file is written last, so its existence means both splits are complete
+    write_json(meta_path, {"fingerprint": key, "n_train": len(train), "n_heldout": len(heldout),
+                           "config": asdict(recipe.data)})
+    print(f"data: {len(train)} training and {len(heldout)} held-out traces in {data_dir}")
+    return data_dir
+
+
+def tokenizer_texts(traces) -> list[str]:
+    """What the tokenizer learns from: questions and step-by-step completions."""
+    return [f"{t.question}\n{render_completion(t, 'traces')}" for t in traces]
+
+
+def prepare_tokenizer(recipe: Recipe, force: bool = False) -> Path:
+    from tracetutor.train.tokenizer import train_tokenizer
+
+    tok_dir = recipe.dir / "tokenizer"
+    meta_path = tok_dir / "meta.json"
+    key = tokenizer_fingerprint(recipe)
+    if not force and (tok_dir / "tokenizer.json").is_file() and _recorded(meta_path) == key:
+        return tok_dir
+    traces = load_traces(recipe.dir / "data" / "train.jsonl")
+    tok = train_tokenizer(tokenizer_texts(traces), tok_dir, recipe.tokenizer.vocab_size)
+    write_json(meta_path, {"fingerprint": key, "vocab_size": len(tok)})
+    print(f"tokenizer: {len(tok)} tokens in {tok_dir}")
+    return tok_dir
+
+
+def prepare_model(recipe: Recipe, resume: bool = False, force: bool = False) -> dict:
+    """Train the model unless one built from the same data, tokenizer and settings is on disk.
+
+    An interrupted run (checkpoints of the same settings) continues from its last checkpoint;
+    checkpoints of other settings are cleared first, so a run never resumes another's state.
+    """
+    import shutil
+
+    from tracetutor.train.trainer import train
+
+    key = model_fingerprint(recipe)
+    metrics_path = recipe.dir / "train_metrics.json"
+    if not force and not resume and (recipe.dir / "model.safetensors").is_file() and _recorded(metrics_path) == key:
+        print(f"model: already trained in {recipe.dir} (use --force to retrain)")
+        return json.loads(metrics_path.read_text())
+    ckpt_dir = recipe.dir / "checkpoints"
+    has_ckpt = ckpt_dir.is_dir() and any(ckpt_dir.glob("checkpoint-*"))
+    stale = has_ckpt and _recorded(ckpt_dir / "fingerprint.json") != key
+    if stale and resume and not force:
+        raise RecipeError(f"{ckpt_dir}: these checkpoints were made with other data, tokenizer or "
+                          "settings than the recipe now asks for; run with --force to start afresh")
+    if stale and not force:
+        print(f"model: the recipe changed since the checkpoints in {ckpt_dir}; starting afresh")
+    if force or stale:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        has_ckpt = False
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    write_json(ckpt_dir / "fingerprint.json", {"fingerprint": key})
+    metrics = train(recipe, resume=resume or has_ckpt)
+    metrics = {"fingerprint": key, **metrics}
+    write_json(metrics_path, metrics)
+    return metrics
+
+
+def bench_fingerprint(recipe: Recipe, variants: list[str], check: bool) -> str:
+    """What a held-out benchmark was run on: the model, the variants and their files' sources."""
+    from tracetutor.files import weights_digest
+
+    return _fingerprint([model_fingerprint(recipe), weights_digest(recipe.dir), sorted(variants), check])
+
+
+def export_variants(recipe: Recipe, targets, log=print) -> dict:
+    """Write and parity-check each variant in `targets` (export/build.py)."""
+    from tracetutor.export.build import export_model
+
+    return export_model(recipe.dir, targets, log=log)
+
+
+def bench_heldout(recipe: Recipe, variants: list[str], check: bool = True, force: bool = False) -> dict:
+    """Held-out accuracy of each variant (plain and checked) in models/<name>/bench.json, kept
+    while the model and the variants are the same."""
+    from tracetutor.apps.bench import run_bench
+
+    path = recipe.dir / "bench.json"
+    key = bench_fingerprint(recipe, variants, check)
+    if not force and _recorded(path) == key:
+        print(f"bench: held-out results for this model and these variants are in {path}")
+        return json.loads(path.read_text())
+    bench = {"fingerprint": key, **run_bench(recipe.dir, variants, "heldout", check=check)}
+    write_json(path, bench)
+    return bench
+
+
+def run_pipeline(recipe: Recipe, *, force: bool = False, export: bool = True, log=print) -> dict:
+    """Every stage in order, each resuming from what is on disk; returns what each reported:
+    {"train": metrics, "export": report or None, "bench": results, "report": path}."""
+    from tracetutor.apps.report import write_report
+
+    def stage(name):
+        log(f"== {recipe.name}: {name}")
+
+    stage("data")
+    prepare_data(recipe)
+    stage("tokenizer")
+    prepare_tokenizer(recipe)
+    stage("train")
+    metrics = prepare_model(recipe, force=force)
+    variants, report = ["torch-fp32"], None
+    if export:
+        from tracetutor.export.build import DEFAULT_TARGETS
+
+        stage("export")
+        report = export_variants(recipe, DEFAULT_TARGETS, log=log)
+        variants += list(DEFAULT_TARGETS)
+    stage("bench (held-out)")
+    bench = bench_heldout(recipe, variants, check=True, force=force)
+    stage("report")
+    return {"train": metrics, "export": report, "bench": bench, "report": write_report(recipe)}
