@@ -1,7 +1,8 @@
 """Recipes: one TOML file per model in models/, parsed into validated dataclasses.
 
-The signature is the config: every field has a default and a one-line docstring, and
-`__post_init__` rejects values that would fail later, naming the field.
+The signature is the config: every field has a default and a one-line docstring. Loading
+checks every value against its field's type annotation, then `__post_init__` rejects values
+that would fail later; both name the field.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,11 +73,13 @@ class ModelConfig:
     tie_embeddings: bool = True
 
     def __post_init__(self):
+        for name in ("hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "max_len"):
+            _check(getattr(self, name) > 0, f"model.{name}", f"must be positive, got {getattr(self, name)}")
+        _check(self.rope_theta > 0, "model.rope_theta", f"must be positive, got {self.rope_theta}")
         _check(self.hidden_size % self.num_heads == 0, "model.hidden_size",
                f"{self.hidden_size} is not divisible by num_heads={self.num_heads}")
         _check(self.num_heads % self.num_kv_heads == 0, "model.num_kv_heads",
                f"num_heads={self.num_heads} is not a multiple of num_kv_heads={self.num_kv_heads}")
-        _check(self.num_layers > 0, "model.num_layers", "must be positive")
 
     @property
     def kquant_ready(self) -> bool:
@@ -129,7 +134,7 @@ class TrainConfig:
         _check(self.batch_size > 0, "train.batch_size", "must be positive")
         _check(self.learning_rate > 0, "train.learning_rate", "must be positive")
         _check(self.save_every > 0, "train.save_every", "must be positive")
-        bad = {f: w for f, w in self.family_weights.items() if not isinstance(w, (int, float)) or w <= 0}
+        bad = {f: w for f, w in self.family_weights.items() if w <= 0}
         _check(not bad, "train.family_weights", f"weights must be positive numbers, got {bad}")
         _check(self.processes >= 0, "train.processes", f"must be >= 0, got {self.processes}")
         _check(self.processes == 0 or self.batch_size % self.processes == 0, "train.processes",
@@ -164,36 +169,62 @@ def models_dir() -> Path:
     return Path(os.environ.get("TRACETUTOR_MODELS", "models"))
 
 
-def _build(cls, table: dict, where: str):
-    """Build a dataclass from a TOML table, rejecting unknown keys by name."""
-    names = {f.name for f in dataclasses.fields(cls)}
+KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", Path: "a path"}
+
+
+def _typed(value, tp, name: str, where: str, root: str):
+    """`value` if it is what the annotation `tp` asks for, else a RecipeError naming the field
+    (`where` is the table it is in, `root` the recipe file).
+
+    A table for a dataclass field is built into it; int is not bool, a float field takes an
+    int too (unconverted, so fingerprints stay the same), and `X | None` takes None or an X.
+    """
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (tp,) = [a for a in args if a is not type(None)]  # recipes only use `X | None`
+        return _typed(value, tp, name, where, root)
+    if dataclasses.is_dataclass(tp):
+        _check(isinstance(value, dict), where, f"{name}: expected a table, got {value!r}")
+        return _build(tp, value, f"{root}: [{name}]", root, name)
+    if origin is list:
+        _check(isinstance(value, list), where, f"{name}: expected a list, got {value!r}")
+        if dataclasses.is_dataclass(args[0]):  # an array of tables: [[train.stages]] #1, #2, ...
+            for i, v in enumerate(value):
+                _check(isinstance(v, dict), where, f"{name} #{i + 1}: expected a table, got {v!r}")
+            return [_build(args[0], v, f"{root}: [[{name}]] #{i + 1}", root, name) for i, v in enumerate(value)]
+        return [_typed(v, args[0], f"{name}[{i}]", where, root) for i, v in enumerate(value)]
+    if origin is dict:
+        _check(isinstance(value, dict), where, f"{name}: expected a table, got {value!r}")
+        return {k: _typed(v, args[1], f"{name}.{k}", where, root) for k, v in value.items()}
+    ok = isinstance(value, (int, float) if tp is float else tp) and (tp is bool or not isinstance(value, bool))
+    _check(ok, where, f"{name}: expected {KINDS[tp]}, got {value!r}")
+    return value
+
+
+def _build(cls, table: dict, where: str, root: str, section: str = ""):
+    """Build a dataclass from a TOML table: unknown keys, missing required ones and values of
+    the wrong type are rejected by name before the class's own checks run."""
+    fields = dataclasses.fields(cls)
+    names = {f.name for f in fields}
     unknown = sorted(set(table) - names)
     _check(not unknown, where, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    missing = [f.name for f in fields if f.name not in table
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    _check(not missing, where, f"missing field {', '.join(map(repr, missing))}")
+    hints = typing.get_type_hints(cls)
+    prefix = f"{section}." if section else ""
+    values = {k: _typed(v, hints[k], prefix + k, where, root) for k, v in table.items()}
     try:
-        return cls(**table)
-    except TypeError as e:
+        return cls(**values)
+    except RecipeError as e:  # __post_init__ names the field; add the file and table
         raise RecipeError(f"{where}: {e}") from None
 
 
 def parse_recipe(table: dict, path: Path | None = None) -> Recipe:
     where = str(path) if path else "recipe"
-    table = dict(table)
-    try:
-        for key, cls in (("data", DataConfig), ("tokenizer", TokenizerConfig), ("model", ModelConfig)):
-            if key in table:
-                table[key] = _build(cls, table[key], f"{where}: [{key}]")
-        if "train" in table:
-            train = dict(table["train"])
-            if "stages" in train:
-                train["stages"] = [_build(Stage, s, f"{where}: [[train.stages]] #{i + 1}")
-                                   for i, s in enumerate(train["stages"])]
-            table["train"] = _build(TrainConfig, train, f"{where}: [train]")
-        _check("name" in table, where, "missing field 'name'")
-        return _build(Recipe, {**table, "path": path}, where)
-    except RecipeError as e:
-        if str(e).startswith(where):
-            raise
-        raise RecipeError(f"{where}: {e}") from None
+    return _build(Recipe, {**table, "path": path}, where, where)
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:
