@@ -27,7 +27,7 @@ def _questions(model_dir: Path, n: int) -> list[str]:
 
 
 def measure_engine(engine, questions: list[str], max_new_tokens: int) -> dict:
-    from tracetutor.runtime.engine import Settings
+    from tracetutor.runtime import Settings
 
     settings = Settings(max_new_tokens=max_new_tokens)
     engine.ask(questions[0], settings)  # warm-up: first-call allocations are not decode speed
@@ -72,7 +72,7 @@ def measure_raw_llama(path: Path, prompts: list[list[int]], eos_id: int, max_new
 
 def run_speed(model, variants: list[str], n: int = 40, max_new_tokens: int = 160, threads: int | None = None) -> dict:
     from tracetutor.recipe import resolve_model
-    from tracetutor.runtime.engine import load
+    from tracetutor.runtime import load
     from tracetutor.runtime.variants import variants_on_disk
 
     model_dir, _ = resolve_model(model)
@@ -86,7 +86,7 @@ def run_speed(model, variants: list[str], n: int = 40, max_new_tokens: int = 160
         if v.startswith("gguf-"):
             b = engine.backend
             raw = measure_raw_llama(b.path, [b.encode_prompt(q) for q in questions], b.eos_id,
-                                    max_new_tokens, threads, b.n_ctx)
+                                    max_new_tokens, threads, b.context_length)
             r["raw_llama_cpp"] = raw
             if raw["decode_tokens_per_s"] and r["decode_tokens_per_s"]:
                 r["engine_vs_raw"] = round(r["decode_tokens_per_s"] / raw["decode_tokens_per_s"], 3)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .chat import render_prompt
-from .engine import Settings
+from .sampling import log_softmax
+from .types import Settings
 
 
 def _llama_cpp():
@@ -54,14 +55,13 @@ def without_extra_buffer_types(llama_cpp):
 
 class LlamaCppBackend:
     name = "llama.cpp"
-    last_logprob: float | None = None
 
     def __init__(self, path: str | Path, *, threads: int | None = None, n_ctx: int | None = None):
         self.path = Path(path)
         summary = check_gguf(self.path)  # llama.cpp may crash on a damaged file; this raises ValueError
         self._lib = _llama_cpp()
         # the model's own context unless asked otherwise: a longer one only earns llama.cpp's warning
-        self.threads, self.n_ctx = threads, n_ctx or summary["context_length"] or 512
+        self.threads, self.context_length = threads, n_ctx or summary["context_length"] or 512
         self.llm = self._open(logits_all=False)
         self._scorer = None  # a second context keeping every position's logits, opened by logits()
         self._pieces: dict[int, bytes] = {}
@@ -77,7 +77,8 @@ class LlamaCppBackend:
 
     def _open(self, *, logits_all: bool):
         with without_extra_buffer_types(self._lib):
-            return self._lib.Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_batch=min(512, self.n_ctx),
+            return self._lib.Llama(model_path=str(self.path), n_ctx=self.context_length,
+                                   n_batch=min(512, self.context_length),
                                    n_threads=self.threads, n_threads_batch=self.threads,
                                    logits_all=logits_all, verbose=False, seed=0)
 
@@ -159,11 +160,9 @@ class LlamaCppBackend:
 
     # ---- generation
 
-    def stream_ids(self, prompt: list[int], settings: Settings) -> Iterator[int]:
-        if len(prompt) >= self.n_ctx:
-            raise ValueError(f"prompt of {len(prompt)} tokens does not fit the context of {self.n_ctx}")
-        if settings.max_new_tokens <= 0:
-            return
+    def stream_ids(self, prompt: list[int], settings: Settings) -> Iterator[tuple[int, float | None]]:
+        if len(prompt) >= self.context_length:
+            raise ValueError(f"a prompt of {len(prompt)} tokens does not fit the context of {self.context_length}")
         if settings.temperature <= 0:
             sampling = dict(temp=0.0)  # llama.cpp's greedy sampler
         else:
@@ -171,19 +170,19 @@ class LlamaCppBackend:
                             min_p=0.0, typical_p=1.0)
             # llama.cpp's default seed (0xFFFFFFFF) means a fresh random one
             self.llm.set_seed(settings.seed if settings.seed is not None else self._lib.LLAMA_DEFAULT_SEED)
-        budget = min(settings.max_new_tokens, self.n_ctx - len(prompt))
+        budget = min(settings.max_new_tokens, self.context_length - len(prompt))
         n = 0
         # generate() keeps the longest common prefix of the previous call in the KV cache
         for tok in self.llm.generate(prompt, reset=True, repeat_penalty=1.0, **sampling):
             if tok == self.eos_id:
                 return
+            logprob = None
             if settings.logprobs:  # the context's logits are the ones this token was drawn from
                 import numpy as np
 
-                x = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),)).astype(np.float64)
-                m = x.max()
-                self.last_logprob = float(x[tok] - m - np.log(np.exp(x - m).sum()))
-            yield tok
+                logits = np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.llm.n_vocab(),))
+                logprob = float(log_softmax(logits)[tok])
+            yield tok, logprob
             n += 1
             if n >= budget:
                 return
@@ -191,14 +190,14 @@ class LlamaCppBackend:
     def generate_batch(self, prompts: list[list[int]], settings: Settings) -> list[list[int]]:
         """Greedy completions, one prompt after another (llama.cpp runs one sequence here)."""
         greedy = replace(settings, temperature=0.0)
-        return [list(self.stream_ids(p, greedy)) for p in prompts]
+        return [[tok for tok, _ in self.stream_ids(p, greedy)] for p in prompts]
 
     def logits(self, ids: list[int]):
         """Teacher-forced logits, a float32 array (len(ids), vocab): row i predicts ids[i + 1]."""
         import numpy as np
 
-        if len(ids) > self.n_ctx:
-            raise ValueError(f"{len(ids)} tokens do not fit the context of {self.n_ctx}")
+        if len(ids) > self.context_length:
+            raise ValueError(f"{len(ids)} tokens do not fit the context of {self.context_length}")
         if self._scorer is None:
             self._scorer = self._open(logits_all=True)
         self._scorer.reset()

@@ -20,7 +20,8 @@ from typing import Iterator
 import numpy as np
 
 from .chat import render_prompt, template_from_folder, token_bytes_function
-from .engine import Settings
+from .sampling import Sampler
+from .types import Settings
 
 # ModelProto fields a real model has (onnx.proto: 1 ir_version, 7 graph)
 _IR_VERSION, _GRAPH = 1, 7
@@ -119,6 +120,7 @@ class OnnxBackend:
 
         config = json.loads((folder / "config.json").read_text())
         self.n_layers = config["num_hidden_layers"]
+        self.context_length = int(config["max_position_embeddings"])
         n_heads = config["num_attention_heads"]
         self.n_kv_heads = config.get("num_key_value_heads") or n_heads
         self.head_dim = config.get("head_dim") or config["hidden_size"] // n_heads
@@ -128,10 +130,15 @@ class OnnxBackend:
                              "re-export it with tracetutor.export.onnx.export_onnx")
         self.past_dtype = np.float16 if "float16" in past_types[0] else np.float32
 
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.token_bytes = token_bytes_function(self.tokenizer)
+        tokenizer_file = folder / "tokenizer.json"
+        try:
+            self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        except Exception as e:  # tokenizers raises its own Exception type, naming no file
+            raise ValueError(f"{tokenizer_file}: cannot load the tokenizer ({e}); re-export the variant") from None
+        self._token_bytes = token_bytes_function(self.tokenizer)
         self.template, self.bos_token, self.eos_token = template_from_folder(folder)
         self.eos_ids = self._eos_ids(config)
+        self.eos_id = min(self.eos_ids)
 
     def _eos_ids(self, config: dict) -> set[int]:
         gen_file = self.folder / "generation_config.json"
@@ -149,14 +156,18 @@ class OnnxBackend:
 
     def encode_prompt(self, question: str | list[dict]) -> list[int]:
         text = render_prompt(self.template, question, bos_token=self.bos_token, eos_token=self.eos_token)
-        return self.tokenize(text)  # the template writes <s> itself where the model has one
+        return self.tokenize(text, special=True)  # the template writes <s> itself where the model has one
 
-    def tokenize(self, text: str) -> list[int]:
-        """Token ids of `text`, special tokens written in it parsed as themselves."""
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        """Token ids of `text`; with `special`, special-token text is parsed as those tokens."""
+        self.tokenizer.encode_special_tokens = not special
         return self.tokenizer.encode(text, add_special_tokens=False).ids
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def token_bytes(self, token: int) -> bytes | None:
+        return self._token_bytes(token) if self._token_bytes is not None else None
 
     # --- the model -----------------------------------------------------------------------
 
@@ -180,47 +191,22 @@ class OnnxBackend:
         """Logits (len(ids), vocab) of one teacher-forced forward pass."""
         return self._forward(list(ids), self._empty_past(), 0)[0]
 
-    last_logprob: float | None = None
-
-    def _pick(self, logits: np.ndarray, settings: Settings, rng: np.random.Generator) -> int:
-        if settings.temperature <= 0:
-            return int(logits.argmax())
-        logits = logits.astype(np.float64) / settings.temperature
-        if settings.top_k > 0:
-            kth = np.sort(logits)[-min(settings.top_k, logits.size)]
-            logits = np.where(logits < kth, -np.inf, logits)
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        if settings.top_p < 1.0:
-            order = np.argsort(-probs, kind="stable")
-            sorted_p = probs[order]
-            sorted_p[np.cumsum(sorted_p) - sorted_p > settings.top_p] = 0  # keep the smallest set over top_p
-            probs = np.zeros_like(probs)
-            probs[order] = sorted_p
-            probs /= probs.sum()
-        return int(rng.choice(probs.size, p=probs))
-
-    def stream_ids(self, prompt: list[int], settings: Settings) -> Iterator[int]:
-        rng = np.random.default_rng(settings.seed)
+    def stream_ids(self, prompt: list[int], settings: Settings) -> Iterator[tuple[int, float | None]]:
+        sampler = Sampler(settings)
         logits, past = self._forward(list(prompt), self._empty_past(), 0)
         n_past = len(prompt)
         for _ in range(settings.max_new_tokens):
-            tok = self._pick(logits[-1], settings, rng)
+            tok = sampler.pick(logits[-1])
             if tok in self.eos_ids:
                 return
-            if settings.logprobs:
-                self.last_logprob = _logprob(logits[-1], tok)
-            yield tok
+            yield tok, sampler.logprob(logits[-1], tok)
             logits, past = self._forward([tok], past, n_past)
             n_past += 1
 
     def generate_batch(self, prompts: list[list[int]], settings: Settings) -> list[list[int]]:
         """Greedy completions, one prompt at a time (onnxruntime on CPU gains little from batching)."""
         greedy = dataclasses.replace(settings, temperature=0.0)
-        return [list(self.stream_ids(p, greedy)) for p in prompts]
+        return [[tok for tok, _ in self.stream_ids(p, greedy)] for p in prompts]
 
-
-def _logprob(logits: np.ndarray, tok: int) -> float:
-    x = logits.astype(np.float64)
-    m = x.max()
-    return float(x[tok] - m - np.log(np.exp(x - m).sum()))
+    def close(self) -> None:
+        self.session = None

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from .chat import token_bytes_function
-from .engine import Settings
+from .chat import messages_of, token_bytes_function
+from .sampling import Sampler
+from .types import Settings
 
 
 class TorchBackend:
@@ -22,20 +23,29 @@ class TorchBackend:
 
         if threads:
             torch.set_num_threads(threads)
+        path = Path(path)
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        fast = getattr(self.tokenizer, "backend_tokenizer", None)
-        self.token_bytes = token_bytes_function(fast) if fast is not None else None
-        self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        # transformers' own errors for a missing or damaged file rarely name it
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        except Exception as e:
+            raise ValueError(f"{path}: cannot load the tokenizer ({' '.join(str(e).split())[:200]}); the folder "
+                             "needs its tokenizer files (tokenizer.json, tokenizer_config.json): retrain or "
+                             "restore them") from None
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+        except Exception as e:
+            raise ValueError(f"{path}: cannot load the model ({' '.join(str(e).split())[:200]}); retrain it or "
+                             "restore config.json and model.safetensors") from None
         self.model.to(self.device).eval()
+        fast = getattr(self.tokenizer, "backend_tokenizer", None)
+        self._token_bytes = token_bytes_function(fast) if fast is not None else None
         self.eos_id = self.tokenizer.eos_token_id
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_id
-        self.last_logprob: float | None = None
+        self.context_length = int(self.model.config.max_position_embeddings)
 
     def encode_prompt(self, question: str | list[dict]) -> list[int]:
-        from .chat import messages_of
-
         return self.tokenizer.apply_chat_template(messages_of(question), tokenize=True, add_generation_prompt=True)
 
     def tokenize(self, text: str, special: bool = False) -> list[int]:
@@ -53,45 +63,25 @@ class TorchBackend:
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
-    def _pick(self, logits, settings: Settings, generator):
-        torch = self.torch
-        if settings.temperature <= 0:
-            return int(logits.argmax(-1))
-        logits = logits.float() / settings.temperature
-        if settings.top_k > 0:
-            kth = torch.topk(logits, min(settings.top_k, logits.numel())).values[-1]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        probs = torch.softmax(logits, -1)
-        if settings.top_p < 1.0:
-            sorted_p, idx = torch.sort(probs, descending=True)
-            drop = sorted_p.cumsum(-1) - sorted_p > settings.top_p
-            sorted_p[drop] = 0
-            probs = torch.zeros_like(probs).scatter(0, idx, sorted_p)
-        return int(torch.multinomial(probs / probs.sum(), 1, generator=generator))
+    def token_bytes(self, token: int) -> bytes | None:
+        return self._token_bytes(token) if self._token_bytes is not None else None
 
-    def stream_ids(self, prompt: list[int], settings: Settings) -> Iterator[int]:
+    def stream_ids(self, prompt: list[int], settings: Settings) -> Iterator[tuple[int, float | None]]:
         torch = self.torch
-        generator = None
-        if settings.temperature > 0:
-            generator = torch.Generator(device="cpu")
-            generator.manual_seed(settings.seed if settings.seed is not None else torch.seed())
+        sampler = Sampler(settings)
         with torch.inference_mode():
-            ids = torch.tensor([prompt], device=self.device)
-            out = self.model(input_ids=ids, use_cache=True)
+            out = self.model(input_ids=torch.tensor([prompt], device=self.device), use_cache=True)
             for _ in range(settings.max_new_tokens):
-                logits = out.logits[0, -1].float().cpu()
-                tok = self._pick(logits, settings, generator)
+                logits = out.logits[0, -1].float().cpu().numpy()
+                tok = sampler.pick(logits)
                 if tok == self.eos_id:
                     return
-                if settings.logprobs:
-                    self.last_logprob = float(torch.log_softmax(logits, -1)[tok])
-                yield tok
+                yield tok, sampler.logprob(logits, tok)
                 out = self.model(input_ids=torch.tensor([[tok]], device=self.device),
                                  past_key_values=out.past_key_values, use_cache=True)
 
     def generate_batch(self, prompts: list[list[int]], settings: Settings, batch_size: int = 64) -> list[list[int]]:
         torch = self.torch
-        results: list[list[int]] = []
         # similar lengths together wastes less on left padding
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         by_index: dict[int, list[int]] = {}
@@ -111,5 +101,7 @@ class TorchBackend:
             for r, i in enumerate(idx):
                 gen = out[r, n:].tolist()
                 by_index[i] = gen[:gen.index(self.eos_id)] if self.eos_id in gen else gen
-        results = [by_index[i] for i in range(len(prompts))]
-        return results
+        return [by_index[i] for i in range(len(prompts))]
+
+    def close(self) -> None:
+        self.model = None

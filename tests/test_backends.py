@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("llama_cpp")
 pytest.importorskip("onnxruntime")
 
-from tracetutor.runtime.engine import Done, Settings, Step, Token, _CACHE, load
+from tracetutor.runtime import Done, Settings, Step, Token, load, unload
 from tracetutor.trace import read_traces
 
 FULL_PRECISION = ["torch-fp32", "gguf-f16", "onnx-fp32"]
@@ -57,4 +57,4 @@ def test_a_truncated_variant_is_a_clear_error(exported, tmp_path, variant, damag
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
     with pytest.raises(ValueError, match=str(f.name)):
         load(copy, variant)
-    _CACHE.clear()
+    unload(copy)

@@ -76,3 +76,8 @@ def build_tiny_qwen2(out: str | Path, *, hidden: int = 256, layers: int = 2, hea
                 proj.bias.normal_(0, 0.5)
     model.save_pretrained(out)
     return out
+
+
+def ids_of(stream) -> list[int]:
+    """The ids of a backend's `stream_ids`, without their log-probabilities."""
+    return [token for token, _ in stream]

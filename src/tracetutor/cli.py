@@ -100,11 +100,16 @@ def cmd_export(args) -> int:
 # ---------------------------------------------------------------- chat
 
 def cmd_chat(args) -> int:
-    from tracetutor.runtime.engine import Done, Settings, Token, load
+    from tracetutor.runtime import Done, Settings, Token, load
 
-    engine = load(args.model, args.variant, threads=args.threads)
+    # the settings and the question are checked before the model loads
     settings = Settings(max_new_tokens=args.max_tokens, temperature=args.temperature,
                         top_p=args.top_p, top_k=args.top_k, seed=args.seed, check=args.check)
+    if not args.question.strip():
+        raise ValueError("the question is empty")
+    if args.samples < 1:
+        raise ValueError(f"--samples must be at least 1, got {args.samples}")
+    engine = load(args.model, args.variant, threads=args.threads)
     if args.samples > 1:
         return _chat_samples(engine, args, settings)
     for event in engine.stream(args.question, settings):
@@ -153,6 +158,8 @@ def _print_stats(s: dict) -> None:
 def cmd_bench(args) -> int:
     from tracetutor.apps.bench import format_table, run_bench
 
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
     if args.speed:
         from tracetutor.apps.speed import format_speed, run_speed
 
@@ -206,6 +213,8 @@ def cmd_pipeline(args) -> int:
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
+    from tracetutor.runtime.types import DEFAULT_MAX_NEW_TOKENS
+
     p = argparse.ArgumentParser(prog="tracetutor", description=(
         "Train small models on verified step-by-step traces and tutor with them offline. "
         "MODEL is a recipe name (tiny-tutor), a recipe file or a model folder."))
@@ -248,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--variant", default="torch-fp32", help="torch-fp32, gguf-q8_0, onnx-int8, ...")
     c.add_argument("--samples", type=int, default=1,
                    help="self-consistency: sample K traces and take the majority answer")
-    c.add_argument("--max-tokens", type=int, default=192)
+    c.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
     c.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
     c.add_argument("--top-p", type=float, default=1.0)
     c.add_argument("--top-k", type=int, default=0)
