@@ -238,3 +238,29 @@ def test_answers_match():
 )
 def test_parse_number(text, value):
     assert parse_number(text) == value
+
+
+def test_save_to_a_folder_names_it_and_leaves_the_folder(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    with pytest.raises(IsADirectoryError) as info:
+        save_traces(folder, [Trace.from_dict(RECORD)])
+    assert str(info.value).startswith(f"{folder}: is a folder")
+    assert (folder / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left
+
+
+def test_a_failed_save_keeps_the_old_file(tmp_path):
+    path = tmp_path / "t.jsonl"
+    save_traces(path, [Trace.from_dict(RECORD)])
+    before = path.read_bytes()
+
+    def traces():
+        yield Trace.from_dict(RECORD)
+        raise RuntimeError("generator failed")
+
+    with pytest.raises(RuntimeError):
+        save_traces(path, traces())
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["t.jsonl"]

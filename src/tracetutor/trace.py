@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+from .files import atomic_path
+
 # The record's own keys, in the order they are written.
 FIELDS = ("id", "question", "steps", "answer", "source", "family", "difficulty", "checks")
 
@@ -162,8 +164,9 @@ class Trace:
 # JSONL files
 
 
-def iter_trace_lines(path) -> Iterator[tuple[int, Trace | TraceFileError]]:
-    """Yield (1-based line number, Trace or the error that line gave); blank lines skipped."""
+def iter_records(path) -> Iterator[tuple[int, object]]:
+    """Yield (1-based line number, the line's JSON value or the TraceFileError it gave);
+    blank lines and a UTF-8 byte order mark are skipped."""
     with open(path, "rb") as f:
         for line_number, raw in enumerate(f, 1):
             try:
@@ -178,13 +181,19 @@ def iter_trace_lines(path) -> Iterator[tuple[int, Trace | TraceFileError]]:
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as e:
-                error = TraceFileError(f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=line_number)
-                yield line_number, error
-                continue
+                record = TraceFileError(f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=line_number)
+            yield line_number, record
+
+
+def iter_trace_lines(path) -> Iterator[tuple[int, Trace | TraceFileError]]:
+    """Yield (1-based line number, Trace or the error that line gave); blank lines skipped."""
+    for line_number, record in iter_records(path):
+        if not isinstance(record, TraceFileError):
             try:
-                yield line_number, Trace.from_dict(record, path=path, line=line_number)
+                record = Trace.from_dict(record, path=path, line=line_number)
             except TraceFileError as e:
-                yield line_number, e
+                record = e
+        yield line_number, record
 
 
 def read_traces(path) -> tuple[list[Trace], list[TraceFileError]]:
@@ -209,25 +218,13 @@ def load_traces(path) -> list[Trace]:
 def save_traces(path, traces: Iterable[Trace]) -> int:
     """Write traces as JSONL, atomically; return how many were written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A temporary file beside the target, so os.replace never crosses file systems and a
-    # reader never sees a half-written file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if path.is_dir():  # atomic_path would replace the folder by the file
+        raise IsADirectoryError(f"{path}: is a folder; traces are written to a file such as {path / 'traces.jsonl'}")
     count = 0
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for trace in traces:
-                f.write(json.dumps(trace.to_dict(), ensure_ascii=False) + "\n")
-                count += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for trace in traces:
+            f.write(json.dumps(trace.to_dict(), ensure_ascii=False) + "\n")
+            count += 1
     return count
 
 
