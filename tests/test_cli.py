@@ -45,3 +45,24 @@ def test_unknown_recipe_is_a_clear_error(models):
     assert out.returncode == 2
     assert "no recipe 'no-such-recipe'" in out.stderr and "tiny-tutor" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def one_error_line(capsys) -> str:
+    """What a failed command printed: exactly one line on stderr, no traceback."""
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_synth_into_a_folder_is_a_one_line_error(tmp_path, capsys):
+    assert main(["data", "synth", "--n", "5", "--out", str(tmp_path)]) == 2
+    err = one_error_line(capsys)
+    assert err.startswith(f"tracetutor: error: {tmp_path}: is a folder")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_of_an_empty_file_fails(tmp_path, capsys):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n\n")
+    assert main(["data", "verify", str(path)]) == 2
+    assert one_error_line(capsys).startswith(f"{path}: holds no traces")

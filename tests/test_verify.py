@@ -1,8 +1,9 @@
 import json
+import re
 
 import pytest
 
-from tracetutor.trace import Trace
+from tracetutor.trace import Trace, TraceFileError
 from tracetutor.verify import (correct_step, find_claims, main_verify, trace_failures, verify_file, verify_step,
                               verify_trace)
 
@@ -195,6 +196,18 @@ def test_main_verify_text_and_json(mixed_file, capsys):
     assert main_verify(mixed_file, as_json=True) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["total"] == 4 and report["passed"] == 2
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n\n", "\ufeff\n"])
+def test_a_file_without_traces_fails(tmp_path, capsys, content):
+    path = tmp_path / "empty.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(TraceFileError, match=f"^{re.escape(str(path))}: holds no traces"):
+        verify_file(path)
+    assert main_verify(path, as_json=True) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"{path}: holds no traces") and len(captured.err.splitlines()) == 1
 
 
 def test_main_verify_all_good(tmp_path, capsys):

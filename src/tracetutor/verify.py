@@ -557,7 +557,8 @@ def verify_file(path) -> dict:
     """Check every trace in a JSONL file; unreadable lines are failures with id None.
 
     Returns `{"total": N, "passed": N, "failures": [{"id", "line", "reason"}]}`, one failure
-    per failing line, its reasons joined by "; ".
+    per failing line, its reasons joined by "; ". A file with no lines but blank ones is a
+    TraceFileError: there is nothing to vouch for.
     """
     total, passed, failures = 0, 0, []
     for line, item in iter_trace_lines(path):
@@ -571,16 +572,21 @@ def verify_file(path) -> dict:
             failures.append({"id": item.id, "line": line, "reason": "; ".join(reasons)})
         else:
             passed += 1
+    if total == 0:
+        raise TraceFileError("holds no traces (it is empty or holds only blank lines)", path=path)
     return {"total": total, "passed": passed, "failures": failures}
 
 
 def main_verify(path, as_json: bool = False) -> int:
     """`tracetutor data verify FILE [--json]`: 0 when every trace passes, 1 if any fails,
-    2 when the file cannot be read."""
+    2 when the file cannot be read or holds no traces."""
     try:
         report = verify_file(path)
     except OSError as e:
         print(f"cannot read {path}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except TraceFileError as e:
+        print(e, file=sys.stderr)
         return 2
     if as_json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
