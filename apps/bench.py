@@ -1,19 +1,19 @@
 """The benchmark: final-answer accuracy of model variants on a problems file.
 
-A problems file is JSONL with at least `question` and `answer`; `id`, `family`,
-`difficulty` and `steps` are used when present. Every variant answers every question with
-greedy decoding; answers are compared after canonicalisation. Metrics per variant slot into
-one dict so that other variants (exports) and metrics (KL, speed) can be added beside them.
+A problems file is JSONL with at least `question` and `answer`, checked as trace records
+are; `id`, `family`, `difficulty` and `steps` are used when present. Every variant answers
+every question with greedy decoding; answers are compared after canonicalisation. Metrics
+per variant slot into one dict so that other variants (exports) and metrics (KL, speed) can
+be added beside them.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from tracetutor.trace import answers_match
+from tracetutor.trace import Trace, TraceFileError, answers_match, iter_records
 from tracetutor.verify import find_claims, verify_step
 
 
@@ -22,28 +22,31 @@ class ProblemsError(ValueError):
 
 
 def read_problems(path: str | Path, limit: int | None = None) -> list[dict]:
+    """The first `limit` problems as trace records, read as `data verify` reads traces (a
+    byte order mark is fine); `id` defaults to `FILE-STEM/LINE`. A bad line is a ProblemsError."""
     path = Path(path)
     if not path.is_file():
         raise ProblemsError(f"{path}: no such problems file")
     problems = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, record in iter_records(path):
         try:
-            p = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ProblemsError(f"{path}:{n}: malformed JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(p, dict):
-            raise ProblemsError(f"{path}:{n}: expected a JSON object, got {type(p).__name__}")
-        for key in ("question", "answer"):
-            if key not in p:
-                raise ProblemsError(f"{path}:{n}: missing field {key!r}")
-        p["answer"] = str(p["answer"])
-        p.setdefault("id", f"{path.stem}/{n}")
-        problems.append(p)
-        if limit and len(problems) >= limit:
+            problems.append(_problem(record, path, n))
+        except TraceFileError as e:
+            message = f"{path}:{n}: missing field {e.field!r}" if e.detail == "missing" else str(e)
+            raise ProblemsError(message) from None
+        if limit is not None and len(problems) >= limit:
             break
+    if not problems:
+        raise ProblemsError(f"{path}: holds no problems (it is empty or holds only blank lines)")
     return problems
+
+
+def _problem(record, path: Path, n: int) -> dict:
+    if isinstance(record, TraceFileError):
+        raise record
+    if isinstance(record, dict):
+        record = {"id": f"{path.stem}/{n}", **record}
+    return Trace.from_dict(record, path=path, line=n).to_dict()
 
 
 def problems_path(model_dir: Path, problems: str) -> Path:
