@@ -16,6 +16,7 @@ What differs from OpenAI:
   served model.
 - `max_tokens` (or `max_completion_tokens`) defaults to 192, cut to what the context leaves.
   A prompt that does not fit the context with `max_tokens` is a 400 that gives both numbers.
+- A request body over MAX_BODY_BYTES is a 413, refused as soon as its length is known.
 - `top_k` is accepted as an extra field, and so is `check` (a boolean): checked arithmetic,
   where the result of a false step is replaced by its exact value (Settings.check).
 - A completion carries a non-standard `tracetutor` field: `{"steps", "answer", "stats"}` (in a
@@ -24,13 +25,19 @@ What differs from OpenAI:
 The engine is not thread-safe: every generation runs on one worker thread per engine, so
 concurrent requests queue instead of running at once. Streams are bridged from that thread to
 the event loop with a queue, so a long generation never blocks other requests from being
-accepted (they wait their turn), and a client that disconnects stops its generation.
+accepted (they wait their turn), and a client that disconnects stops its generation. A
+question too long for the context is refused before it reaches that thread: one longer in
+bytes than the context's tokens could cover is refused without tokenizing it, so a huge
+prompt never holds up the queue.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures, whose types
 # (Request) are imported inside build_app.
 import asyncio
+import errno
 import json
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -39,12 +46,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .engine import Answer, Done, Engine, Settings, Step, Token
+from .engine import Engine
+from .types import Answer, Backend, Done, Settings, Step, Token
 from .variants import TORCH
 
 DEFAULT_MAX_TOKENS = Settings().max_new_tokens
-DEFAULT_CONTEXT = 2048
 MAX_STOP = 4
+MAX_BODY_BYTES = 1 << 20
+"""The largest request body read (1 MiB); a question that fits these models' contexts is far
+smaller."""
 
 
 def _require():
@@ -58,22 +68,19 @@ def _require():
         ) from e
 
 
-def _context_length(engine: Engine) -> int:
-    """The number of tokens the engine's model can attend to (prompt plus completion)."""
-    backend = engine.backend
-    n = getattr(backend, "n_ctx", None)
-    if isinstance(n, int) and n > 0:
-        return n
-    model = getattr(backend, "model", None)
-    n = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    if isinstance(n, int) and n > 0:
-        return n
-    config = getattr(backend, "config", None)
-    if isinstance(config, dict):
-        n = config.get("max_position_embeddings")
-        if isinstance(n, int) and n > 0:
-            return n
-    return DEFAULT_CONTEXT
+def _longest_token_bytes(backend: Backend) -> int | None:
+    """The most bytes of text one token of the backend's vocabulary can stand for, from its
+    pieces as the tokenizer stores them (`▁` for a space, `<0x41>` for a byte: never shorter
+    than the text they cover); None when the backend does not list its vocabulary."""
+    tokenizer = getattr(backend, "tokenizer", None)
+    if hasattr(tokenizer, "get_vocab"):  # transformers or tokenizers, added tokens included
+        return max(len(piece.encode()) for piece in tokenizer.get_vocab())
+    vocab = getattr(backend, "vocab", None)
+    if vocab is not None:  # llama.cpp
+        import llama_cpp
+
+        return max(len(llama_cpp.llama_vocab_get_text(vocab, i)) for i in range(llama_cpp.llama_vocab_n_tokens(vocab)))
+    return None
 
 
 # One worker thread per engine: engines are cached per process, so two apps over the same
@@ -152,6 +159,10 @@ def parse_request(body: Any) -> tuple[str, dict]:
             question = _content_text(m.get("content"), i)
     if question is None or not question.strip():
         raise _bad("no user message: the question is the last message with role 'user'", "messages")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as e:  # JSON can escape a lone surrogate, which no tokenizer takes
+        raise _bad(f"the question is not valid Unicode: {e.reason} at character {e.start}", "messages") from None
     n = _integer(body, "n", 1)
     if n is not None and n != 1:
         raise _bad(f"n must be 1 (this server returns one choice), got {n}", "n")
@@ -197,10 +208,22 @@ def parse_request(body: Any) -> tuple[str, dict]:
     return question, options
 
 
+def _check_size(question: str, n_ctx: int, longest_token: int | None) -> None:
+    """A 400 for a question longer in bytes than `n_ctx` tokens of at most `longest_token` bytes
+    could cover: it cannot fit, whatever its tokens, and is refused without tokenizing it."""
+    if longest_token is None:
+        return
+    n_bytes = len(question.encode("utf-8"))
+    if n_bytes > n_ctx * longest_token:
+        raise _bad(f"the question is {n_bytes} bytes, more than this model's context length of {n_ctx} tokens "
+                   f"can hold (a token covers at most {longest_token} bytes); shorten the question", "messages",
+                   "context_length_exceeded")
+
+
 def _settings(engine: Engine, question: str, options: dict) -> tuple[Settings, int]:
     """Settings for a request and its prompt length, or a 400 if it does not fit the context.
     Runs on the engine's thread (tokenizers are not safe to share across threads either)."""
-    n_ctx = _context_length(engine)
+    n_ctx = engine.backend.context_length
     n_prompt = len(engine.backend.encode_prompt(question))
     max_tokens = options["max_tokens"]
     if n_prompt >= n_ctx:
@@ -252,6 +275,7 @@ def build_app(engine: Engine, model_name: str):
     app = FastAPI(title="tracetutor", description=f"OpenAI-compatible server for {model_name}")
     app.state.engine, app.state.model_name = engine, model_name
     executor = _executor(engine)
+    n_ctx, longest_token = engine.backend.context_length, _longest_token_bytes(engine.backend)
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError):
@@ -286,10 +310,13 @@ def build_app(engine: Engine, model_name: str):
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         try:
-            body = json.loads(await request.body())
+            body = json.loads(await _read_body(request))
         except (ValueError, UnicodeDecodeError) as e:
             raise _bad(f"the request body is not valid JSON: {e}") from None
+        except RecursionError:
+            raise _bad("the request body is JSON nested too deeply") from None
         question, options = parse_request(body)
+        _check_size(question, n_ctx, longest_token)
         loop = asyncio.get_running_loop()
         settings, n_prompt = await loop.run_in_executor(executor, _settings, engine, question, options)
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
@@ -316,6 +343,25 @@ def build_app(engine: Engine, model_name: str):
         }
 
     return app
+
+
+async def _read_body(request) -> bytes:
+    """The request body; a 413 as soon as its declared or received length passes MAX_BODY_BYTES,
+    before the rest is read (the server discards it)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large(int(declared))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise _too_large(len(body))
+    return bytes(body)
+
+
+def _too_large(n_bytes: int) -> APIError:
+    return APIError(413, f"the request body is {n_bytes} bytes or more, over this server's limit of "
+                         f"{MAX_BODY_BYTES} bytes", code="request_too_large")
 
 
 def _model_card(model_name: str) -> dict:
@@ -404,16 +450,43 @@ async def _stream_chunks(engine, executor, question, settings, n_prompt, cid, cr
 
 def serve(model: str | Path, variant: str = TORCH, host: str = "127.0.0.1", port: int = 8000,
           threads: int | None = None, *, model_name: str | None = None) -> None:
-    """Load `model` in `variant` once and serve it until interrupted."""
+    """Load `model` in `variant` once and serve it until interrupted. The address is bound
+    first: a busy port or a bad host is an OSError naming both, before the model loads."""
     _require()
     import uvicorn
 
     from .engine import load
 
-    engine = load(model, variant, threads=threads)
-    name = model_name or Path(str(model)).name.removesuffix(".toml")
-    app = build_app(engine, name)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"serving {name} ({variant}) at http://{shown}:{port}/v1  (OpenAI-compatible; Ctrl-C to stop)",
-          flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    with _listen(host, port) as sock:
+        engine = load(model, variant, threads=threads)
+        name = model_name or Path(str(model)).name.removesuffix(".toml")
+        app = build_app(engine, name)
+        bound_host, bound_port = sock.getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        print(f"serving {name} ({variant}) at http://{shown}:{bound_port}/v1  (OpenAI-compatible; Ctrl-C to stop)",
+              flush=True)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on host:port, bound as uvicorn binds one; an OSError naming host
+    and port if the port is taken, the host is not this machine's or not an address at all."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if sys.platform != "win32":  # a restart need not wait out TIME_WAIT (Windows would share a busy port)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except (OSError, OverflowError, UnicodeError) as e:
+        sock.close()
+        if isinstance(e, socket.gaierror):
+            why = f"{host!r} is not an address nor a host name that resolves ({e.strerror})"
+        elif isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
+            why = "the port is in use (another server is running there?); choose another port"
+        elif isinstance(e, OSError) and e.errno == errno.EADDRNOTAVAIL:
+            why = f"{host} is not an address of this machine"
+        else:
+            why = getattr(e, "strerror", None) or str(e)
+        raise OSError(f"cannot serve at {where}: {why}") from None
+    return sock
