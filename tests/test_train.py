@@ -11,6 +11,25 @@ from tracetutor.train.trainer import train
 from tracetutor.trace import load_traces
 
 
+def copy_run(recipe, tmp_path):
+    """A copy of a trained run (recipe, data, tokenizer, checkpoints, model) under tmp_path."""
+    root = tmp_path / "models"
+    shutil.copytree(recipe.dir.parent, root)
+    return load_recipe(root / "micro.toml")
+
+
+def checkpoint_steps(recipe) -> list[int]:
+    return sorted(int(p.name.split("-")[1]) for p in (recipe.dir / "checkpoints").glob("checkpoint-*"))
+
+
+def assert_same_weights(a_dir, b_dir):
+    from safetensors.torch import load_file
+
+    a, b = load_file(a_dir / "model.safetensors"), load_file(b_dir / "model.safetensors")
+    for name, tensor in a.items():
+        torch.testing.assert_close(b[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_micro_model_trains_and_its_loss_falls(trained_micro):
     recipe, metrics = trained_micro
     curve = [p["loss"] for p in metrics["loss_curve"]]
@@ -81,6 +100,115 @@ def test_resume_continues_from_the_checkpoint_to_the_same_weights(trained_micro,
     again = load_file(cut.dir / "model.safetensors")
     for name, tensor in done.items():
         torch.testing.assert_close(again[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def cut_short(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize("damaged, damage, resume_with", [
+    ("model.safetensors", cut_short, "train"),
+    ("trainer_state.json", lambda path: path.unlink(), "prepare_model"),  # killed before it was written
+    ("optimizer.pt", cut_short, "prepare_model"),
+])
+def test_resume_passes_over_a_damaged_checkpoint_to_the_last_complete_one(trained_micro, tmp_path, capsys,
+                                                                          damaged, damage, resume_with):
+    from tracetutor.pipeline import prepare_model
+
+    recipe, metrics = trained_micro
+    run = copy_run(recipe, tmp_path)
+    before, newest = checkpoint_steps(run)
+    (run.dir / "model.safetensors").unlink()
+    damage(run.dir / "checkpoints" / f"checkpoint-{newest}" / damaged)
+    resumed = train(run, resume=True, progress=False) if resume_with == "train" else prepare_model(run)
+    out = capsys.readouterr().out
+    assert f"checkpoint-{newest} is incomplete ({damaged} is" in out
+    assert f"resuming from {run.dir / 'checkpoints' / f'checkpoint-{before}'} (step {before} of" in out
+    assert resumed["resumed"] and resumed["steps"] == metrics["steps"]
+    assert_same_weights(recipe.dir, run.dir)
+    # the run saved the newest checkpoint again, whole this time
+    from tracetutor.train.trainer import checkpoint_problem
+
+    assert checkpoint_steps(run) == [before, newest]
+    assert checkpoint_problem(run.dir / "checkpoints" / f"checkpoint-{newest}") is None
+
+
+def test_a_resumed_runs_metrics_span_all_its_sessions(trained_micro, tmp_path):
+    recipe, metrics = trained_micro
+    run = copy_run(recipe, tmp_path)
+    before, newest = checkpoint_steps(run)
+    shutil.rmtree(run.dir / "checkpoints" / f"checkpoint-{newest}")
+    resumed = train(run, resume=True, progress=False)
+    # the loss curve starts at step 1, not at the checkpoint, and the token count is the run's
+    assert [p["step"] for p in resumed["loss_curve"]] == [p["step"] for p in metrics["loss_curve"]]
+    assert resumed["loss_curve"][0]["step"] == 1
+    for a, b in zip(resumed["loss_curve"], metrics["loss_curve"]):
+        assert a["loss"] == pytest.approx(b["loss"], abs=2e-3) and a["tokens"] == b["tokens"]
+    assert resumed["tokens"] == metrics["tokens"] and resumed["final_loss"] == pytest.approx(metrics["final_loss"], abs=2e-3)
+    # the seconds count the first session's too: two thirds of the steps were done there
+    assert resumed["train_seconds"] > 0.5 * metrics["train_seconds"]
+    assert resumed["tokens_per_s"] == pytest.approx(resumed["tokens"] / resumed["train_seconds"], rel=0.01)
+
+
+def test_resume_on_a_finished_run_reports_its_metrics(trained_micro, tmp_path, capsys):
+    from tracetutor.pipeline import prepare_model
+
+    recipe, metrics = trained_micro
+    run = copy_run(recipe, tmp_path)
+    written = (run.dir / "train_metrics.json").read_bytes()
+    weights = (run.dir / "model.safetensors").stat().st_mtime_ns
+    assert prepare_model(run, resume=True) == metrics
+    assert "already trained" in capsys.readouterr().out
+    assert (run.dir / "train_metrics.json").read_bytes() == written
+    assert (run.dir / "model.safetensors").stat().st_mtime_ns == weights
+    # train() itself, resuming from the final checkpoint, trains no step and reports the whole run
+    again = train(run, resume=True, progress=False)
+    assert again["steps"] == metrics["steps"] and again["tokens"] == metrics["tokens"]
+    assert again["loss_curve"] == metrics["loss_curve"] and again["final_loss"] == metrics["final_loss"]
+    assert again["train_seconds"] == pytest.approx(metrics["train_seconds"], rel=0.3, abs=1.0)
+    assert_same_weights(recipe.dir, run.dir)
+
+
+def test_progress_bar_shows_no_loss_until_one_is_known():
+    from transformers import TrainerState
+
+    from tracetutor.train.trainer import _callbacks
+
+    _, Bar = _callbacks()
+    fresh = TrainerState(max_steps=10)
+    bar = Bar()
+    bar.on_train_begin(None, fresh, None)
+    fresh.global_step, fresh.num_input_tokens_seen = 1, 500
+    bar.on_step_end(None, fresh, None)  # the first step ends before its loss is logged
+    assert "loss" not in bar.bar.postfix and "tok_s" in bar.bar.postfix
+    bar.on_log(None, fresh, None, logs={"loss": 5.4321})
+    fresh.global_step = 2
+    bar.on_step_end(None, fresh, None)
+    assert "loss=5.432" in bar.bar.postfix
+    bar.on_train_end(None, fresh, None)
+    # a resumed session shows the run's last logged loss from its first step
+    resumed = TrainerState(max_steps=10, global_step=4, log_history=[{"loss": 4.0, "step": 3}, {"loss": 3.25, "step": 4}])
+    bar = Bar()
+    bar.on_train_begin(None, resumed, None)
+    resumed.global_step = 5
+    bar.on_step_end(None, resumed, None)
+    assert "loss=3.250" in bar.bar.postfix and "nan" not in bar.bar.postfix
+    bar.on_train_end(None, resumed, None)
+
+
+def test_a_max_len_shorter_than_a_trace_is_an_error_naming_the_field(trained_micro, tmp_path):
+    from tracetutor.recipe import RecipeError
+
+    recipe, _ = trained_micro
+    tok = load_tokenizer(recipe.dir / "tokenizer")
+    longest = max(len(encode_example(tok, t, "traces", 1 << 30)["input_ids"])
+                  for t in load_traces(recipe.dir / "data" / "train.jsonl"))
+    run = copy_run(recipe, tmp_path)
+    toml = run.path
+    toml.write_text(toml.read_text().replace("max_len = 256", f"max_len = {longest - 1}"))
+    with pytest.raises(RecipeError, match=rf"micro\.toml: model\.max_len = {longest - 1} is too short for 1 of "
+                                          rf"the 400 training traces .*: the longest is {longest} tokens"):
+        train(load_recipe(toml), progress=False)
 
 
 def test_same_seed_same_model(trained_micro, tmp_path):

@@ -2,8 +2,11 @@
 curriculum's stages in order, with the Hugging Face Trainer.
 
 Loss on the assistant turn only, length-grouped batches, cosine schedule to a floor,
-checkpoints every `save_every` steps and `--resume` from the last one, a progress bar with
-tokens/s, and the same result for the same seed. bf16 autocast where the hardware has it
+checkpoints every `save_every` steps and `--resume` from the newest complete one (a run killed
+while saving leaves a checkpoint that is removed, not resumed from), a progress bar with
+tokens/s, and the same result for the same seed. The metrics span the whole run, over every
+session that resumed it: the loss curve and token count come from the Trainer's state in the
+checkpoint, the seconds from a clock saved beside them. bf16 autocast where the hardware has it
 (a CUDA GPU, or a CPU with native bf16), fp32 otherwise.
 
 Data parallel through torchrun: `train()` relaunches itself as `train.processes` processes
@@ -14,15 +17,17 @@ step still takes `batch_size` examples in curriculum order; each process takes i
 from __future__ import annotations
 
 import json
-import math
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from tracetutor.recipe import Recipe
+from tracetutor.files import write_json
+from tracetutor.recipe import Recipe, RecipeError
 from tracetutor.trace import load_traces
 
 from .dataset import PadCollator, curriculum_order, encode_example
@@ -103,6 +108,64 @@ def _launch(recipe: Recipe, processes: int, resume: bool, data_dir: Path, out_di
     return json.loads(metrics_path.read_text())
 
 
+def checkpoint_problem(ckpt: Path) -> str | None:
+    """Why the Trainer cannot resume from `ckpt` (a file it needs is missing or unreadable), or None.
+
+    A run killed while saving leaves a folder with only some of its files, or one cut short.
+    Every file is read, not only looked for: under torchrun each process writes its own RNG
+    state, possibly after the trainer state that process 0 writes last.
+    """
+    import torch
+    from safetensors import safe_open
+
+    def weights(path):
+        with safe_open(path, "pt") as f:  # checks the header against the file's length
+            f.keys()
+
+    def load(path):
+        torch.load(path, map_location="cpu", weights_only=False)
+
+    def unreadable(name, read) -> str | None:
+        if not (ckpt / name).is_file():
+            return f"{name} is missing"
+        try:
+            read(ckpt / name)
+        except Exception as e:  # torch, safetensors and json each raise their own errors
+            return f"{name} is unreadable ({' '.join(str(e).split())[:120]})"
+        return None
+
+    state = {}
+    problem = unreadable("trainer_state.json", lambda path: state.update(json.loads(path.read_text())))
+    if problem or state.get("global_step") != _step(ckpt):
+        return problem or f"trainer_state.json is at step {state.get('global_step')}"
+    processes = state.get("stateful_callbacks", {}).get("RunClock", {}).get("attributes", {}).get("processes", 1)
+    rng = ["rng_state.pth"] if processes == 1 else [f"rng_state_{r}.pth" for r in range(processes)]
+    needed = [("model.safetensors", weights), ("optimizer.pt", load), ("scheduler.pt", load)] + [(n, load) for n in rng]
+    for name, read in needed:
+        if problem := unreadable(name, read):
+            return problem
+    return None
+
+
+def _step(ckpt: Path) -> int:
+    return int(ckpt.name.rsplit("-", 1)[1])
+
+
+def last_complete_checkpoint(ckpt_dir: Path, remove_incomplete: bool = True, log=print) -> Path | None:
+    """The newest checkpoint in `ckpt_dir` the Trainer can resume from; the incomplete ones
+    newer than it are removed (they would be resumed from, or outlive it in the rotation)."""
+    ckpts = sorted((p for p in ckpt_dir.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)),
+                   key=_step, reverse=True) if ckpt_dir.is_dir() else []
+    for ckpt in ckpts:
+        problem = checkpoint_problem(ckpt)
+        if problem is None:
+            return ckpt
+        if remove_incomplete:
+            log(f"{ckpt} is incomplete ({problem}); removed it")
+            shutil.rmtree(ckpt)
+    return None
+
+
 class _BatchList:
     """A dataset whose items are whole batches, read in curriculum order."""
 
@@ -126,7 +189,6 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     import torch
     from transformers import GenerationConfig, Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     from .tokenizer import load_tokenizer
 
@@ -135,34 +197,31 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     ckpt_dir = out_dir / "checkpoints"
     cfg = recipe.train
     rank, world = _world()
+    main = rank == 0
+    tokenizer = load_tokenizer(out_dir / "tokenizer")
+    traces = load_traces(data_dir / "train.jsonl")
+    examples = [encode_example(tokenizer, t, cfg.mode, recipe.model.max_len) for t in traces]
+    too_long = [i for i, e in enumerate(examples) if e is None]
+    if too_long:  # checked before any process starts, so the error reaches the user as one line
+        longest = max(len(encode_example(tokenizer, traces[i], cfg.mode, 1 << 30)["input_ids"]) for i in too_long)
+        raise RecipeError(f"{recipe.path or recipe.name}: model.max_len = {recipe.model.max_len} is too short for "
+                          f"{len(too_long)} of the {len(traces)} training traces in {data_dir}: the longest is "
+                          f"{longest} tokens (mode {cfg.mode!r}); raise max_len to at least {longest}")
+    # which checkpoint to resume from is settled (and incomplete ones removed) before processes start
+    resume_from = last_complete_checkpoint(ckpt_dir, remove_incomplete=world == 1) if resume else None
+    if resume and resume_from is None and main:
+        print(f"no complete checkpoint in {ckpt_dir}; starting from scratch")
     if world == 1 and recipe.path is not None:
         processes = plan_processes(cfg.batch_size, cfg.processes)
         if processes > 1:
-            return _launch(recipe, processes, resume, data_dir, out_dir, progress)
-    main = rank == 0
-    tokenizer = load_tokenizer(out_dir / "tokenizer")
-
-    traces = load_traces(data_dir / "train.jsonl")
-    examples, kept = [], []
-    for t in traces:
-        e = encode_example(tokenizer, t, cfg.mode, recipe.model.max_len)
-        if e is not None:
-            examples.append(e)
-            kept.append(t)
-    if len(kept) < len(traces) and main:
-        print(f"skipped {len(traces) - len(kept)} traces longer than max_len={recipe.model.max_len}")
-    order = curriculum_order(kept, cfg.stages, cfg.batch_size, cfg.seed,
+            return _launch(recipe, processes, resume_from is not None, data_dir, out_dir, progress)
+    order = curriculum_order(traces, cfg.stages, cfg.batch_size, cfg.seed,
                              lengths=[len(e["input_ids"]) for e in examples], family_weights=cfg.family_weights)
     # one item per process per step: the processes' shares of each batch, in turn
     batches = _BatchList([[examples[i] for i in (b[r::world] or b[:1])] for b in order for r in range(world)])
     collate = PadCollator(tokenizer.pad_token_id)
 
     precision = pick_precision(cfg.precision)
-    if resume and (not ckpt_dir.is_dir() or get_last_checkpoint(str(ckpt_dir)) is None):
-        if main:
-            print(f"no checkpoint in {ckpt_dir}; starting from scratch")
-        resume = False
-
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
         per_device_train_batch_size=1,  # one item is one process's share of a length-grouped batch
@@ -195,8 +254,8 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
         def _get_train_sampler(self, train_dataset=None):
             return torch.utils.data.SequentialSampler(train_dataset or self.train_dataset)
 
-    LossLog, TokensPerSecondBar = _callbacks()
-    log: list[dict] = []
+    RunClock, TokensPerSecondBar = _callbacks()
+    clock = RunClock(world)
     model = build_model(recipe, tokenizer)
     if not torch.cuda.is_available():
         # on a CPU, plain attention beats SDPA's flash kernel (slow backward) at these lengths
@@ -204,24 +263,28 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     trainer = SequentialTrainer(
         model=model, args=args, train_dataset=batches, processing_class=tokenizer,
         data_collator=lambda items: collate(items[0]),
-        callbacks=[LossLog(log)] + ([TokensPerSecondBar()] if progress and main else []),
+        callbacks=[clock] + ([TokensPerSecondBar()] if progress and main else []),
     )
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)  # the bar and loss_curve replace its dict dumps
     n_params = sum(p.numel() for p in model.parameters())
     if main:
-        print(f"{recipe.name}: {n_params / 1e6:.2f}M parameters, {len(kept)} traces, {len(order)} steps "
+        print(f"{recipe.name}: {n_params / 1e6:.2f}M parameters, {len(traces)} traces, {len(order)} steps "
               f"of {cfg.batch_size}, mode={cfg.mode}, precision={precision}, device={args.device}, "
               f"{world} process(es) x {torch.get_num_threads()} thread(s)")
+        if resume_from is not None:
+            print(f"resuming from {resume_from} (step {_step(resume_from)} of {len(order)})")
 
-    start = time.time()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="mtime may not be reliable")
         warnings.filterwarnings("ignore", message="To copy construct from a tensor")
-        result = trainer.train(resume_from_checkpoint=True if resume else None)
-    seconds = time.time() - start
+        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
-    tokens = trainer.state.num_input_tokens_seen
+    # the Trainer's state holds the whole run: its log and token count come back with a checkpoint
+    state, seconds = trainer.state, clock.seconds()
+    log = [{"step": e["step"], "loss": e["loss"], "lr": e.get("learning_rate"),
+            "tokens": int(e.get("num_input_tokens_seen", 0))} for e in state.log_history if "loss" in e]
+    tokens = state.num_input_tokens_seen
     if not main:
         return {"rank": rank}
     model.generation_config = GenerationConfig(
@@ -233,7 +296,7 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
         "recipe": recipe.name,
         "mode": cfg.mode,
         "parameters": n_params,
-        "steps": trainer.state.global_step,
+        "steps": state.global_step,
         "examples": sum(len(b) for b in order),
         "tokens": int(tokens),
         "train_seconds": round(seconds, 1),
@@ -243,28 +306,42 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
         "device": str(args.device),
         "processes": world,
         "threads_per_process": torch.get_num_threads(),
-        "resumed": bool(resume),
+        "resumed": resume_from is not None,
         "loss_curve": log,
     }
-    (out_dir / "train_metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_json(out_dir / "train_metrics.json", metrics)
     return metrics
 
 
 def _callbacks():
-    """The training callbacks; built on call because they subclass a transformers class."""
+    """The training callbacks; built on call because they subclass transformers classes."""
     from transformers import TrainerCallback
+    from transformers.trainer_callback import ExportableState
 
-    class LossLog(TrainerCallback):
-        def __init__(self, log):
-            self.log = log
+    class RunClock(TrainerCallback, ExportableState):
+        """Seconds spent training over every session of a run. Its state is saved in each
+        checkpoint's trainer_state.json (with the number of processes, whose RNG states the
+        checkpoint holds) and read back from there when a session resumes."""
 
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                self.log.append({"step": state.global_step, "loss": round(logs["loss"], 4),
-                                 "lr": logs.get("learning_rate"), "tokens": int(state.num_input_tokens_seen)})
+        def __init__(self, processes: int = 1):
+            self.processes, self.before, self.start = processes, 0.0, None
+
+        def on_train_begin(self, args, state, control, **kw):
+            saved = state.stateful_callbacks.get("RunClock") or {}
+            self.before, self.start = float(saved.get("attributes", {}).get("seconds", 0.0)), time.time()
+            # a checkpoint saved without this clock still gets its entry, which the Trainer expects
+            state.stateful_callbacks["RunClock"] = self.state()
+
+        def seconds(self) -> float:
+            return self.before + (time.time() - self.start if self.start else 0.0)
+
+        def state(self) -> dict:
+            return {"args": {"processes": self.processes},
+                    "attributes": {"seconds": round(self.seconds(), 3), "processes": self.processes}}
 
     class TokensPerSecondBar(TrainerCallback):
-        """A tqdm bar over optimizer steps showing loss and tokens/s (ETA comes from tqdm)."""
+        """A tqdm bar over optimizer steps showing loss and tokens/s (ETA comes from tqdm);
+        no loss until one is logged (on resume, the last one the run logged)."""
 
         def on_train_begin(self, args, state, control, **kw):
             from tqdm.auto import tqdm
@@ -272,7 +349,7 @@ def _callbacks():
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train",
                             dynamic_ncols=True, unit="step")
             self.t0, self.tok0 = time.time(), state.num_input_tokens_seen
-            self.loss = math.nan
+            self.loss = next((e["loss"] for e in reversed(state.log_history) if "loss" in e), None)
 
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
@@ -280,13 +357,14 @@ def _callbacks():
 
         def on_step_end(self, args, state, control, **kw):
             rate = (state.num_input_tokens_seen - self.tok0) / max(time.time() - self.t0, 1e-9)
-            self.bar.set_postfix(loss=f"{self.loss:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+            shown = {} if self.loss is None else {"loss": f"{self.loss:.3f}"}
+            self.bar.set_postfix(shown | {"tok_s": f"{rate:,.0f}"}, refresh=False)
             self.bar.update(state.global_step - self.bar.n)
 
         def on_train_end(self, args, state, control, **kw):
             self.bar.close()
 
-    return LossLog, TokensPerSecondBar
+    return RunClock, TokensPerSecondBar
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,8 +92,9 @@ def prepare_tokenizer(recipe: Recipe, force: bool = False) -> Path:
 def prepare_model(recipe: Recipe, resume: bool = False, force: bool = False) -> dict:
     """Train the model unless one built from the same data, tokenizer and settings is on disk.
 
-    An interrupted run (checkpoints of the same settings) continues from its last checkpoint;
-    checkpoints of other settings are cleared first, so a run never resumes another's state.
+    An interrupted run (checkpoints of the same settings) continues from its newest complete
+    checkpoint; checkpoints of other settings are cleared first, so a run never resumes
+    another's state. A finished run is only reported, with --resume too.
     """
     import shutil
 
@@ -101,7 +102,7 @@ def prepare_model(recipe: Recipe, resume: bool = False, force: bool = False) -> 
 
     key = model_fingerprint(recipe)
     metrics_path = recipe.dir / "train_metrics.json"
-    if not force and not resume and (recipe.dir / "model.safetensors").is_file() and _recorded(metrics_path) == key:
+    if not force and (recipe.dir / "model.safetensors").is_file() and _recorded(metrics_path) == key:
         print(f"model: already trained in {recipe.dir} (use --force to retrain)")
         return json.loads(metrics_path.read_text())
     ckpt_dir = recipe.dir / "checkpoints"
@@ -117,6 +118,8 @@ def prepare_model(recipe: Recipe, resume: bool = False, force: bool = False) -> 
         has_ckpt = False
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     write_json(ckpt_dir / "fingerprint.json", {"fingerprint": key})
+    # until the new metrics are written, the weights on disk may be half-written ones
+    metrics_path.unlink(missing_ok=True)
     metrics = train(recipe, resume=resume or has_ckpt)
     metrics = {"fingerprint": key, **metrics}
     write_json(metrics_path, metrics)
