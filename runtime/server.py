@@ -481,7 +481,7 @@ def _listen(host: str, port: int) -> socket.socket:
     except (OSError, OverflowError, UnicodeError) as e:
         sock.close()
         if isinstance(e, socket.gaierror):
-            why = f"{host!r} is not an address nor a host name that resolves ({e.strerror})"
+            why = f"{host!r} is neither an address nor a host name that resolves ({e.strerror})"
         elif isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
             why = "the port is in use (another server is running there?); choose another port"
         elif isinstance(e, OSError) and e.errno == errno.EADDRNOTAVAIL:
