@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 
 from tracetutor.trace import LEVELS, Trace
-from tracetutor.train.synth import FAMILIES, VERSION, make_splits
+from tracetutor.train.curriculum import FAMILIES, VERSION, make_splits
 
 GOLDEN = Path(__file__).parent / "data" / "curriculum_golden.jsonl"
 DRAWS = 4  # written out, per family and level

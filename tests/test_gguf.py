@@ -63,7 +63,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def questions():
-    from tracetutor.train.synth import synth_traces
+    from tracetutor.train.curriculum import synth_traces
 
     return synth_traces(60, seed=11)
 

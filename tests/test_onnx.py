@@ -34,7 +34,7 @@ N_NEW = 24
 
 @pytest.fixture(scope="module")
 def questions():
-    from tracetutor.train.synth import synth_traces
+    from tracetutor.train.curriculum import synth_traces
 
     return [t.question for t in synth_traces(6, seed=11)]
 

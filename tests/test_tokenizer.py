@@ -3,7 +3,7 @@ import pytest
 pytest.importorskip("sentencepiece")
 
 from tracetutor.pipeline import tokenizer_texts
-from tracetutor.train.synth import make_splits
+from tracetutor.train.curriculum import make_splits
 from tracetutor.train.tokenizer import CHAT_TOKENS, load_tokenizer, train_tokenizer
 from tracetutor.trace import render_completion
 

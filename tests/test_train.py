@@ -295,7 +295,7 @@ def test_data_parallel_run_takes_the_same_examples_and_learns(trained_micro, tmp
 
 def test_a_new_generator_version_redoes_the_data_and_all_after_it(monkeypatch):
     from tracetutor import pipeline
-    from tracetutor.train import synth
+    from tracetutor.train import curriculum as synth
 
     recipe = load_recipe("micro")
     before = [pipeline.data_fingerprint(recipe), pipeline.tokenizer_fingerprint(recipe), pipeline.model_fingerprint(recipe)]

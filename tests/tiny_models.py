@@ -19,7 +19,7 @@ QWEN2_TEMPLATE = (
 
 def corpus(n: int = 600, seed: int = 0) -> list[str]:
     from tracetutor.pipeline import tokenizer_texts
-    from tracetutor.train.synth import synth_traces
+    from tracetutor.train.curriculum import synth_traces
 
     return tokenizer_texts(synth_traces(n, seed))
 

@@ -28,7 +28,7 @@ def _levels(text: str) -> list[int]:
 
 def cmd_data_synth(args) -> int:
     from tracetutor.recipe import load_recipe
-    from tracetutor.train.synth import make_splits
+    from tracetutor.train.curriculum import make_splits
     from tracetutor.trace import save_traces
 
     if args.recipe:

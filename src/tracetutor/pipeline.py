@@ -27,7 +27,7 @@ def _fingerprint(obj) -> str:
 
 
 def data_fingerprint(recipe: Recipe) -> str:
-    from tracetutor.train.synth import VERSION
+    from tracetutor.train.curriculum import VERSION
 
     return _fingerprint([asdict(recipe.data), VERSION])
 
@@ -51,7 +51,7 @@ def _recorded(path: Path) -> str | None:
 
 def prepare_data(recipe: Recipe, force: bool = False) -> Path:
     """Generate the recipe's synthetic train and held-out splits into models/<name>/data/."""
-    from tracetutor.train.synth import make_splits
+    from tracetutor.train.curriculum import make_splits
 
     data_dir = recipe.dir / "data"
     meta_path = data_dir / "meta.json"

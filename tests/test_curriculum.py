@@ -9,12 +9,12 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from tracetutor.train.synth import CAP, FAMILIES, NAMES, make_splits, normalise, split_heldout, synth_traces
-from tracetutor.trace import Trace
+from tracetutor.cli import main
+from tracetutor.train.curriculum import CAP, FAMILIES, NAMES, make_splits, normalise, split_heldout, synth_traces
+from tracetutor.trace import LEVELS, Trace
 from tracetutor.verify import verify_trace
 
 PER_CELL = 60
-LEVELS = (1, 2, 3, 4)
 STEP = re.compile(r"^(?P<label>[^:=]+): (?P<expr>[^:]+) = (?P<result>\d+)$")
 PERCENT = re.compile(r"^(?P<p>\d+)% of (?P<base>\d+)$")
 NAME = re.compile(r"\b(" + "|".join(NAMES) + r")\b")
@@ -104,10 +104,41 @@ def test_levels_and_families_can_be_chosen():
     some = synth_traces(30, seed=0, levels=(2, 3), families=["equation", "ages", "geometry"])
     assert Counter((t.family, t.difficulty) for t in some) == {
         (f, d): 5 for f in ("equation", "ages", "geometry") for d in (2, 3)}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown family 'astrology'; the families are arithmetic, shopping"):
         synth_traces(10, seed=0, families=["astrology"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown level 5; the levels are 1, 2, 3, 4"):
         synth_traces(10, seed=0, levels=(5,))
+    # a level or family named twice is drawn once
+    assert make_splits(10, 4, seed=0, levels=(1, 1), families=["ages", "ages"]) == \
+        make_splits(10, 4, seed=0, levels=(1,), families=["ages"])
+
+
+def test_the_levels_are_the_trace_records_levels():
+    assert tuple(CAP) == LEVELS
+
+
+ALL = "arithmetic, shopping, groups, rates, percent, interest, average, ratio, equation, geometry, ages"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--levels", "9"], "unknown level 9; the levels are 1, 2, 3, 4"),
+    (["--levels", "2,0"], "unknown level 0; the levels are 1, 2, 3, 4"),
+    (["--levels", ""], "no level chosen; the levels are 1, 2, 3, 4"),
+    (["--families", "nope"], f"unknown family 'nope'; the families are {ALL}"),
+    (["--families", "ages,nope"], f"unknown family 'nope'; the families are {ALL}"),
+    (["--families", ","], f"no family chosen; the families are {ALL}"),
+])
+def test_data_synth_names_an_unknown_level_or_family_in_one_line(tmp_path, capsys, args, message):
+    out = tmp_path / "traces.jsonl"
+    assert main(["data", "synth", "--n", "10", *args, "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"tracetutor: error: {message}\n"
+    assert not out.exists()
+
+
+def test_data_synth_draws_a_level_named_twice_once(tmp_path, capsys):
+    out = tmp_path / "traces.jsonl"
+    assert main(["data", "synth", "--n", "10", "--levels", "1,1", "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 10
 
 
 def test_difficulty_grows_in_steps_and_in_number_size(traces):
