@@ -170,9 +170,9 @@ def cmd_bench(args) -> int:
     report = run_bench(args.model, _csv(args.variants), args.problems, limit=args.limit, threads=args.threads,
                        check=args.check)
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench.json").write_text(json.dumps(report, indent=1))
+        from tracetutor.files import write_json
+
+        write_json(Path(args.out) / "bench.json", report)
     if args.json:
         print(json.dumps(report))
     else:
@@ -187,6 +187,18 @@ def cmd_serve(args) -> int:
     from tracetutor.runtime.server import serve
 
     serve(args.model, args.variant, args.host, args.port, threads=args.threads)
+    return 0
+
+
+# ---------------------------------------------------------------- tutor
+
+def cmd_tutor(args) -> int:
+    try:
+        from tracetutor.apps.terminal import run
+    except ModuleNotFoundError as e:
+        raise ImportError(f"the terminal tutor needs {e.name}: pip install 'tracetutor[runtime]'") from None
+
+    run(args.model, args.variant)
     return 0
 
 
@@ -207,6 +219,15 @@ def cmd_pipeline(args) -> int:
         print(export_table(result["export"]))
     print(format_table(result["bench"]))
     print(f"report: {result['report']}")
+    return 0
+
+
+# ---------------------------------------------------------------- release
+
+def cmd_release(args) -> int:
+    from tracetutor.release import make_release
+
+    make_release(args.model, args.variant, log=lambda m: print(m, file=sys.stderr))
     return 0
 
 
@@ -289,11 +310,20 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--threads", type=int, default=None)
     sv.set_defaults(func=cmd_serve)
 
+    tu = sub.add_parser("tutor", help="the terminal tutor: solution, hints, check my work (the shipped default if no MODEL)")
+    tu.add_argument("model", nargs="?", default=None)
+    tu.add_argument("--variant", default=None, help="gguf-q8_0, onnx-int8, ... (default: the best on disk, GGUF first)")
+    tu.set_defaults(func=cmd_tutor)
+
     pl = sub.add_parser("pipeline", help="data → tokenizer → train → export → bench → report for a recipe")
     pl.add_argument("model")
     pl.add_argument("--force", action="store_true", help="retrain even if a trained model is on disk")
     pl.add_argument("--no-export", action="store_true", help="stop after training: bench the torch model only")
     pl.set_defaults(func=cmd_pipeline)
+    r = sub.add_parser("release", help="replace the shipped default release of a recipe with its trained run")
+    r.add_argument("model", help="a recipe name or file, trained, exported and benched (tracetutor pipeline)")
+    r.add_argument("--variant", default="gguf-q8_0", help="the GGUF variant shipped beside the model (default gguf-q8_0)")
+    r.set_defaults(func=cmd_release)
     return p
 
 
