@@ -74,6 +74,8 @@ class LlamaCppBackend:
         self.bos_text = self._piece(int(bos)) if bos is not None else ""
         self.eos_text = self._piece(self.eos_id)
         self._byte_fallback = self._unigram_byte_fallback()
+        n_vocab = self._lib.llama_vocab_n_tokens(self.vocab)
+        self.max_token_bytes = max(len(self._lib.llama_vocab_get_text(self.vocab, i)) for i in range(n_vocab))
 
     def _open(self, *, logits_all: bool):
         with without_extra_buffer_types(self._lib):

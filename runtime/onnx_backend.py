@@ -136,6 +136,8 @@ class OnnxBackend:
         except Exception as e:  # tokenizers raises its own Exception type, naming no file
             raise ValueError(f"{tokenizer_file}: cannot load the tokenizer ({e}); re-export the variant") from None
         self._token_bytes = token_bytes_function(self.tokenizer)
+        # pieces as stored (`▁` for a space, `<0x41>` for a byte) are never shorter than their text
+        self.max_token_bytes = max(len(piece.encode()) for piece in self.tokenizer.get_vocab())
         self.template, self.bos_token, self.eos_token = template_from_folder(folder)
         self.eos_ids = self._eos_ids(config)
         self.eos_id = min(self.eos_ids)

@@ -68,21 +68,6 @@ def _require():
         ) from e
 
 
-def _longest_token_bytes(backend: Backend) -> int | None:
-    """The most bytes of text one token of the backend's vocabulary can stand for, from its
-    pieces as the tokenizer stores them (`▁` for a space, `<0x41>` for a byte: never shorter
-    than the text they cover); None when the backend does not list its vocabulary."""
-    tokenizer = getattr(backend, "tokenizer", None)
-    if hasattr(tokenizer, "get_vocab"):  # transformers or tokenizers, added tokens included
-        return max(len(piece.encode()) for piece in tokenizer.get_vocab())
-    vocab = getattr(backend, "vocab", None)
-    if vocab is not None:  # llama.cpp
-        import llama_cpp
-
-        return max(len(llama_cpp.llama_vocab_get_text(vocab, i)) for i in range(llama_cpp.llama_vocab_n_tokens(vocab)))
-    return None
-
-
 # One worker thread per engine: engines are cached per process, so two apps over the same
 # engine still share (and queue on) the same thread.
 _EXECUTORS: "weakref.WeakKeyDictionary[Engine, ThreadPoolExecutor]" = weakref.WeakKeyDictionary()
@@ -208,11 +193,9 @@ def parse_request(body: Any) -> tuple[str, dict]:
     return question, options
 
 
-def _check_size(question: str, n_ctx: int, longest_token: int | None) -> None:
+def _check_size(question: str, n_ctx: int, longest_token: int) -> None:
     """A 400 for a question longer in bytes than `n_ctx` tokens of at most `longest_token` bytes
     could cover: it cannot fit, whatever its tokens, and is refused without tokenizing it."""
-    if longest_token is None:
-        return
     n_bytes = len(question.encode("utf-8"))
     if n_bytes > n_ctx * longest_token:
         raise _bad(f"the question is {n_bytes} bytes, more than this model's context length of {n_ctx} tokens "
@@ -275,7 +258,7 @@ def build_app(engine: Engine, model_name: str):
     app = FastAPI(title="tracetutor", description=f"OpenAI-compatible server for {model_name}")
     app.state.engine, app.state.model_name = engine, model_name
     executor = _executor(engine)
-    n_ctx, longest_token = engine.backend.context_length, _longest_token_bytes(engine.backend)
+    n_ctx, longest_token = engine.backend.context_length, engine.backend.max_token_bytes
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError):

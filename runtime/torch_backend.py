@@ -44,6 +44,8 @@ class TorchBackend:
         self.eos_id = self.tokenizer.eos_token_id
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_id
         self.context_length = int(self.model.config.max_position_embeddings)
+        # pieces as stored (`▁` for a space, `<0x41>` for a byte) are never shorter than their text
+        self.max_token_bytes = max(len(piece.encode()) for piece in self.tokenizer.get_vocab())
 
     def encode_prompt(self, question: str | list[dict]) -> list[int]:
         return self.tokenizer.apply_chat_template(messages_of(question), tokenize=True, add_generation_prompt=True)

@@ -69,6 +69,9 @@ class Backend(Protocol):
     """The end-of-turn token: generation stops before it."""
     context_length: int
     """Tokens the model attends to, prompt and completion together."""
+    max_token_bytes: int
+    """The most bytes of text one token can stand for: a text of more than
+    context_length * max_token_bytes bytes cannot fit, and is refused without tokenizing it."""
 
     def encode_prompt(self, question: str | list[dict]) -> list[int]:
         """The chat template's prompt for a question or a conversation (list of messages)."""

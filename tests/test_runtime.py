@@ -128,6 +128,7 @@ class ScriptedBackend:
     name = "scripted"
     eos_id = 0
     context_length = 4096
+    max_token_bytes = 4
 
     def __init__(self, *scripts: str):
         self.scripts = scripts
