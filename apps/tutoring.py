@@ -101,20 +101,15 @@ class Tutor:
 
     def solve(self) -> Iterator[Token | Step | Answer | Done]:
         """The whole solution as the engine streams it; a question already solved (for hints or
-        a check) is replayed, not generated again. Every step counts as revealed after it."""
-        if self.worked is None:
-            yield from self._generate()
-        else:
-            w = self.worked
-            yield Token(w.text)
-            yield from w.steps
-            if w.answer is not None:
-                yield Answer(w.answer)
-            yield Done(text=w.text, steps=[s.text for s in w.steps], answer=w.answer, stats=w.stats)
-        self.revealed = len(self.worked.steps) + 1
-        self.conversation.add("tutor", "solution", solution_text(self.worked),
-                              {"steps": [asdict(s) for s in self.worked.steps], "answer": self.worked.answer,
-                               "stats": self.worked.stats})
+        a check) is replayed, not generated again. Every step counts as revealed after it.
+        The solution is kept when Done is yielded, so a caller may stop reading there."""
+        for event in self._generate() if self.worked is None else self._replay():
+            if isinstance(event, Done):
+                w = self.worked
+                self.revealed = len(w.steps) + 1
+                self.conversation.add("tutor", "solution", solution_text(w),
+                                      {"steps": [asdict(s) for s in w.steps], "answer": w.answer, "stats": w.stats})
+            yield event
 
     def solution(self) -> Worked:
         """The model's solution to the question, generated on first use (nothing is shown)."""
@@ -128,8 +123,17 @@ class Tutor:
         for event in self.engine.stream(self._question(), self.settings):
             if isinstance(event, Step):
                 steps.append(event)
+            if isinstance(event, Done):
+                self.worked = Worked(steps=steps, answer=event.answer, text=event.text, stats=event.stats)
             yield event
-        self.worked = Worked(steps=steps, answer=event.answer, text=event.text, stats=event.stats)
+
+    def _replay(self) -> Iterator[Token | Step | Answer | Done]:
+        w = self.worked
+        yield Token(w.text)
+        yield from w.steps
+        if w.answer is not None:
+            yield Answer(w.answer)
+        yield Done(text=w.text, steps=[s.text for s in w.steps], answer=w.answer, stats=w.stats)
 
     def hint(self) -> Hint | None:
         """The next step, or the answer after the last step; None once the answer is out."""
@@ -152,8 +156,7 @@ class Tutor:
         if not answer or not answer.strip():
             raise ValueError("your answer is empty")
         answer = answer.strip()
-        lines = steps.splitlines() if isinstance(steps, str) else list(steps)
-        lines = [s for line in lines if (s := _strip_step(line))]
+        lines = learner_steps(steps)
         wrong_step, note = first_wrong_step(lines)
         self.conversation.add("learner", "work", work_text(answer, lines), {"answer": answer, "steps": lines})
         expected = self.solution().answer
@@ -196,10 +199,11 @@ def _should_be(claim) -> str:
     return claim.reason[len(head):-1] if claim.reason.startswith(head) else claim.reason
 
 
-def _strip_step(line: str) -> str:
-    """A learner's line without its `Step n:` prefix; an `Answer:` line is no step."""
-    steps, _ = parse_completion(line)
-    return steps[0] if steps else ""
+def learner_steps(steps: str | list[str]) -> list[str]:
+    """A learner's steps, one per line, without blank lines, `Step n:` prefixes or an
+    `Answer:` line."""
+    lines = steps.splitlines() if isinstance(steps, str) else list(steps)
+    return [found[0] for line in lines if (found := parse_completion(line)[0])]
 
 
 # ---------------------------------------------------------------------------------------

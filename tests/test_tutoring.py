@@ -17,6 +17,7 @@ class ScriptedBackend:
     name = "scripted"
     eos_id = 0
     context_length = 4096
+    max_token_bytes = 4
 
     def __init__(self, scripts: dict[str, list[str]]):
         self.scripts = scripts
@@ -75,6 +76,16 @@ def test_solve_streams_every_step_and_marks_the_corrected_one():
     unchecked = tutor(check=False)
     unchecked.ask(APPLES)
     assert [e.text for e in unchecked.solve() if isinstance(e, Answer)] == ["25"]
+
+
+def test_a_solution_read_up_to_its_done_event_is_kept():
+    t = tutor()
+    t.ask(SHELLS)
+    for event in t.solve():
+        if isinstance(event, Done):
+            assert t.worked.answer == "10"  # a UI may render the solution as Done arrives
+            break
+    assert t.conversation.entries[-1].kind == "solution" and t.hint() is None
 
 
 def test_hint_reveals_one_more_step_per_call_and_the_answer_last():

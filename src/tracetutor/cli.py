@@ -196,7 +196,9 @@ def cmd_tutor(args) -> int:
     try:
         from tracetutor.apps.terminal import run
     except ModuleNotFoundError as e:
-        raise ImportError(f"the terminal tutor needs {e.name}: pip install 'tracetutor[runtime]'") from None
+        if e.name != "textual":
+            raise
+        raise ImportError("the terminal tutor needs textual: pip install 'tracetutor[runtime]'") from None
 
     run(args.model, args.variant)
     return 0
