@@ -105,10 +105,23 @@ def test_completion_is_the_engines_greedy_answer(client, expected):
     assert extra["stats"]["n_tokens"] == n
 
 
-def test_checked_arithmetic_is_an_extra_field(client, expected):
-    plain = ask(client).model_extra["tracetutor"]["stats"]
-    checked = ask(client, extra_body={"check": True}).model_extra["tracetutor"]["stats"]
-    assert "corrected_steps" not in plain and isinstance(checked["corrected_steps"], list)
+def test_checked_arithmetic_is_an_extra_field():
+    """A model that slips (`8 + 11 = 29`): plain, the slip is served; with "check": true the
+    corrected text, the steps after it and the corrected step's number."""
+    from test_runtime import FIXED, SLIP, ScriptedBackend
+
+    from tracetutor.runtime import Engine
+
+    with serving(build_app(Engine(ScriptedBackend(SLIP, FIXED), "scripted"), NAME)) as url:
+        client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+        plain = ask(client, max_tokens=64)
+        checked = ask(client, max_tokens=64, extra_body={"check": True})
+        streamed = "".join(c.choices[0].delta.content or "" for c in ask(client, max_tokens=64, stream=True,
+                                                                         extra_body={"check": True}) if c.choices)
+    assert plain.choices[0].message.content == SLIP and "corrected_steps" not in plain.model_extra["tracetutor"]["stats"]
+    extra = checked.model_extra["tracetutor"]
+    assert checked.choices[0].message.content == FIXED == streamed
+    assert extra["stats"]["corrected_steps"] == [1] and extra["answer"] == "15"
 
 
 def test_streaming_matches_the_completion(client, expected):
