@@ -79,7 +79,7 @@ def test_family_weights_change_a_familys_share(trained_micro):
     plain, tripled = share(None, family), share({family: 3.0}, family)
     # weight w turns a share p into w p / (w p + 1 - p)
     assert tripled == pytest.approx(3 * plain / (3 * plain + 1 - plain), abs=0.02)
-    with pytest.raises(ValueError, match="family_weights.*sudoku"):
+    with pytest.raises(ValueError, match=rf"family_weights.*sudoku \(the training traces' families: .*{family}"):
         curriculum_order(traces, stages, bs, 0, family_weights={"sudoku": 2.0})
 
 

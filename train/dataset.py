@@ -48,9 +48,11 @@ def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int,
     """
     rng = random.Random(seed)
     weights = family_weights or {}
-    unknown = sorted(set(weights) - {str(t.family) for t in traces})
+    present = sorted({str(t.family) for t in traces})
+    unknown = sorted(set(weights) - set(present))
     if unknown:
-        raise ValueError(f"train.family_weights names families with no training traces: {', '.join(unknown)}")
+        raise ValueError(f"train.family_weights names families with no training traces: {', '.join(unknown)} "
+                         f"(the training traces' families: {', '.join(present)})")
     by_cell = defaultdict(list)
     for i, t in enumerate(traces):
         by_cell[(str(t.family), t.difficulty or 1)].append(i)
