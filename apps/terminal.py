@@ -182,11 +182,16 @@ class TutorApp(App):
 
     def on_mount(self) -> None:
         self.query_one("#question", Input).focus()
-        model = self.model if self.model is not None else default_model_folder()
+        model = self.model
         if model is None:
-            self.say("No trained model found: train one (tracetutor pipeline tiny-tutor), or press m "
-                     "to pick another.", "error")
-            return
+            from tracetutor.release import default_model
+
+            try:
+                model = default_model()
+            except (ValueError, OSError) as e:
+                self.fail("No shipped default model", e)
+                self.say("Press m to pick another model.", "note")
+                return
         self.load_model(model, self.variant)
 
     # -- transcript and status

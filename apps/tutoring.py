@@ -386,13 +386,11 @@ class ModelChoice:
 
 
 def default_model_folder() -> Path | None:
-    """The shipped default's folder, or None where it cannot be found."""
-    from tracetutor import recipe
+    """The shipped default's folder (models/release/<name>/), or None where there is none."""
+    from tracetutor.release import default_model
 
     try:
-        if hasattr(recipe, "default_model"):
-            return Path(recipe.default_model())
-        return recipe.resolve_model("tiny-tutor")[0]
+        return default_model()
     except (ValueError, OSError):
         return None
 

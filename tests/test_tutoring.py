@@ -203,8 +203,9 @@ def test_history_round_trip_newest_first(tmp_path, monkeypatch):
 
 
 def test_catalog_lists_trained_models_with_variants_sizes_and_accuracy(models):
-    tiny = models / "tiny-tutor"  # the shipped default (its recipe is in models/)
-    tiny.mkdir()
+    tiny = models / "release" / "tiny-tutor"  # the shipped default
+    tiny.mkdir(parents=True)
+    (tiny / "release.json").write_text("{}")
     (tiny / "tiny-tutor-q8_0.gguf").write_bytes(b"x" * 2000)
     (tiny / "onnx-int8").mkdir()
     (tiny / "onnx-int8" / "model.onnx").write_bytes(b"x" * 500)
