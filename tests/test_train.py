@@ -275,7 +275,7 @@ def test_report_reads_a_hand_written_data_meta(trained_micro, tmp_path):
     assert f"{n_train} training and" in text and f"{metrics['parameters'] / 1e6:.2f}M parameters" in text
 
 
-def test_data_parallel_run_takes_the_same_examples_and_learns(trained_micro, tmp_path):
+def test_data_parallel_run_takes_the_same_examples_learns_and_resumes(trained_micro, tmp_path):
     """Two torchrun processes (gloo on the CPU) split every batch: the same optimization."""
     recipe, metrics = trained_micro
     root = tmp_path / "models"
@@ -291,6 +291,17 @@ def test_data_parallel_run_takes_the_same_examples_and_learns(trained_micro, tmp
     # gradients averaged over both halves of each batch give the single process's run
     assert ddp["final_loss"] == pytest.approx(metrics["final_loss"], rel=0.01)
     assert (root / "micro" / "model.safetensors").is_file()
+
+    # killed before process 1 saved its RNG state in the last checkpoint: resumed from the one before
+    done = tmp_path / "done"
+    shutil.copytree(root / "micro", done)
+    (root / "micro" / "model.safetensors").unlink()
+    steps = sorted(int(p.name.split("-")[1]) for p in (root / "micro" / "checkpoints").glob("checkpoint-*"))
+    (root / "micro" / "checkpoints" / f"checkpoint-{steps[-1]}" / "rng_state_1.pth").unlink()
+    resumed = train(load_recipe(toml), resume=True, progress=False)
+    assert resumed["resumed"] and (resumed["steps"], resumed["tokens"]) == (ddp["steps"], ddp["tokens"])
+    assert [p["step"] for p in resumed["loss_curve"]] == [p["step"] for p in ddp["loss_curve"]]
+    assert_same_weights(done, root / "micro")
 
 
 def test_a_new_generator_version_redoes_the_data_and_all_after_it(monkeypatch):

@@ -254,6 +254,13 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
         def _get_train_sampler(self, train_dataset=None):
             return torch.utils.data.SequentialSampler(train_dataset or self.train_dataset)
 
+        def _load_optimizer_and_scheduler(self, checkpoint):
+            if checkpoint is None or world == 1 or torch.cuda.is_available():
+                return super()._load_optimizer_and_scheduler(checkpoint)
+            # on a CPU under torchrun the Trainer maps the state to "cpu:<rank>", which torch.load refuses
+            for part, name in ((self.optimizer, "optimizer.pt"), (self.lr_scheduler, "scheduler.pt")):
+                part.load_state_dict(torch.load(Path(checkpoint) / name, map_location="cpu", weights_only=True))
+
     RunClock, TokensPerSecondBar = _callbacks()
     clock = RunClock(world)
     model = build_model(recipe, tokenizer)
