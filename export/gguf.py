@@ -3,23 +3,25 @@
 `write_gguf` writes an f16 (or f32) GGUF with the `gguf` package: weights under llama.cpp's
 tensor names, every hyper-parameter llama.cpp reads, the tokenizer (sentencepiece BPE as "llama",
 sentencepiece unigram as "t5", byte-level BPE as "gpt2"), the chat template and where the file
-came from. `quantize_gguf` runs
-llama.cpp's own quantizer through llama-cpp-python and reports the tensor types the result
-really holds. `check_gguf` reads a file's header and tensor table before llama.cpp is trusted
-with it: llama.cpp may crash on a damaged file, this raises ValueError instead.
+came from (`tracetutor.source_sha256`: the weights' digest, so the runtime can refuse a stale
+file). `quantize_gguf` runs llama.cpp's own quantizer through llama-cpp-python and reports the
+tensor types the result really holds. `check_gguf` reads a file's header and tensor table
+before llama.cpp is trusted with it: llama.cpp may crash on a damaged file, this raises
+ValueError instead.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
 import os
 import re
 from contextlib import ExitStack
 from pathlib import Path
 
+from tracetutor.files import atomic_path, weights_digest
 from tracetutor.runtime.llama_backend import check_gguf  # noqa: F401  (re-exported)
+from tracetutor.runtime.variants import GGUF_SOURCE_KEY
 
 # Hugging Face architecture -> llama.cpp architecture
 ARCHITECTURES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
@@ -39,10 +41,13 @@ FTYPES = ("f16", "f32")
 # -----------------------------------------------------------------------------
 # API entry points
 
-def write_gguf(model_dir: str | Path, out_path: str | Path, *, ftype: str = "f16") -> dict:
+def write_gguf(model_dir: str | Path, out_path: str | Path, *, ftype: str = "f16",
+               source_sha256: str | None = None) -> dict:
     """Write the model in `model_dir` (safetensors + config.json + tokenizer) as a GGUF file.
 
-    Returns {"path", "bytes", "tensors", "ftype"}.
+    `source_sha256` is the provenance recorded in the file: weights_digest(model_dir) unless
+    given (a LoRA adapter's variants record the adapter's, not its merged copy's).
+    Returns {"path", "bytes", "tensors", "ftype", "source_sha256"}.
     """
     import gguf
 
@@ -60,24 +65,22 @@ def write_gguf(model_dir: str | Path, out_path: str | Path, *, ftype: str = "f16
     if not shards:
         raise ValueError(f"{model_dir}: no *.safetensors weights")
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    writer = gguf.GGUFWriter(tmp, arch)
-    try:
-        n_tensors, n_vocab = _add_weights(writer, config, arch, shards, ftype)
-        _add_hparams(writer, config, model_dir, ftype, n_vocab)
-        _add_tokenizer(writer, model_dir, config, n_vocab)
-        writer.add_string("tracetutor.source_sha256", sha256_files(shards))
-        writer.add_string("tracetutor.quantization", ftype)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        os.replace(tmp, out_path)  # a file under the final name is always a complete one
-    finally:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-    return {"path": str(out_path), "bytes": out_path.stat().st_size, "tensors": n_tensors, "ftype": ftype}
+    source_sha256 = source_sha256 or weights_digest(model_dir)
+    with atomic_path(out_path) as tmp:
+        writer = gguf.GGUFWriter(tmp, arch)
+        try:
+            n_tensors, n_vocab = _add_weights(writer, config, arch, shards, ftype)
+            _add_hparams(writer, config, model_dir, ftype, n_vocab)
+            _add_tokenizer(writer, model_dir, config, n_vocab)
+            writer.add_string(GGUF_SOURCE_KEY, source_sha256)
+            writer.add_string("tracetutor.quantization", ftype)
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+        finally:
+            writer.close()
+    return {"path": str(out_path), "bytes": out_path.stat().st_size, "tensors": n_tensors, "ftype": ftype,
+            "source_sha256": source_sha256}
 
 
 def quantize_types() -> dict[str, int]:
@@ -104,8 +107,7 @@ def quantize_gguf(src_f16: str | Path, out_path: str | Path, qtype: str) -> dict
     check_gguf(src_f16)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    raw = out_path.with_name(f".{out_path.name}.{os.getpid()}.raw.tmp")
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    raw = out_path.with_name(f".{out_path.name}.{os.getpid()}.raw.tmp")  # llama.cpp's output, before our key
     try:
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = types[qtype]
@@ -126,11 +128,10 @@ def quantize_gguf(src_f16: str | Path, out_path: str | Path, qtype: str) -> dict
             tail = "".join(log).strip().splitlines()[-3:]
             raise RuntimeError(f"llama.cpp could not quantize {src_f16} to {qtype} (return code {rc}): "
                                + " / ".join(tail))
-        _copy_with_quantization_key(raw, tmp, qtype)
-        os.replace(tmp, out_path)
+        with atomic_path(out_path) as tmp:
+            _copy_with_quantization_key(raw, tmp, qtype)
     finally:
         raw.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
 
     summary = check_gguf(out_path)
     fallback = _fallback_tensors(summary["tensor_shapes"], summary["tensor_type_of"], qtype)
@@ -214,16 +215,6 @@ def _add_hparams(writer, config: dict, model_dir: Path, ftype: str, n_vocab: int
     writer.add_vocab_size(n_vocab)
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if ftype == "f16" else gguf.LlamaFileType.ALL_F32)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-
-
-def sha256_files(files: list[Path]) -> str:
-    """One hash over the bytes of `files`, in order: the provenance of an exported file."""
-    h = hashlib.sha256()
-    for file in files:
-        with open(file, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 # -----------------------------------------------------------------------------

@@ -6,10 +6,12 @@ Each variant is a folder `models/<name>/onnx-<x>/` that the onnxruntime backend 
                                                `text-generation-with-past`)
     config.json, generation_config.json        layers, heads and eos for the runtime
     tokenizer.json, tokenizer_config.json, ... the checkpoint's own tokenizer and chat template
-    export_meta.json                           source checkpoint sha256, quantization, sizes
+    export_meta.json                           source_sha256 (the weights' digest), model_sha256
+                                               (model.onnx and its data), quantization, sizes
 
-A folder is written under a temporary name beside its final place and renamed when complete,
-so a folder named `onnx-*` is never half written.
+A folder is written under a temporary name beside its final place and renamed when complete
+(tracetutor.files.atomic_path), so a folder named `onnx-*` is never half written. The runtime
+compares source_sha256 with the weights beside it and model_sha256 with the model's bytes.
 
     int8  onnxruntime dynamic quantization: int8 weights (per output channel), activations
           quantized on the fly (MatMulInteger / DynamicQuantizeLinear)
@@ -18,7 +20,6 @@ so a folder named `onnx-*` is never half written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import warnings
@@ -26,7 +27,9 @@ from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
+from tracetutor.files import atomic_path, weights_digest, write_json
 from tracetutor.runtime.onnx_backend import check_onnx
+from tracetutor.runtime.variants import onnx_model_digest
 
 __all__ = ["export_onnx", "quantize_onnx", "check_onnx", "QUANTIZATIONS"]
 
@@ -49,11 +52,13 @@ QUANT_OPS = ("MatMul", "MatMulNBits", "MatMulInteger", "DynamicQuantizeLinear", 
 # API entry points
 
 
-def export_onnx(model_dir: str | Path, out_dir: str | Path) -> dict:
+def export_onnx(model_dir: str | Path, out_dir: str | Path, *, source_sha256: str | None = None) -> dict:
     """Export the checkpoint in `model_dir` to an fp32 ONNX folder `out_dir` with a KV cache.
 
-    Returns {"path", "bytes", "inputs", "outputs"}: the model file, its size on disk (external
-    data included) and the graph's input and output names.
+    `source_sha256` is the provenance recorded: weights_digest(model_dir) unless given (a LoRA
+    adapter's variants record the adapter's, not its merged copy's).
+    Returns {"path", "bytes", "inputs", "outputs", "source_sha256"}: the model file, its size on
+    disk (external data included), the graph's input and output names and the provenance.
     """
     import torch
     from optimum.exporters.onnx import main_export
@@ -61,10 +66,10 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path) -> dict:
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: no config.json, not a Hugging Face model folder")
+    source_sha256 = source_sha256 or weights_digest(model_dir)
     with _staging(out_dir) as tmp:
-        with warnings.catch_warnings():  # the tracer warns about every Python branch in the model
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)  # optimum uses torch's TorchScript exporter
+        with _quiet():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)  # on every Python branch in the model
             main_export(str(model_dir), tmp, task=TASK, opset=OPSET, device="cpu", dtype="fp32",
                         library_name="transformers", local_files_only=True,
                         do_validation=False)  # parity is checked against torch by the caller, on real prompts
@@ -74,7 +79,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path) -> dict:
         _write_meta(tmp, {
             "variant": "onnx-fp32",
             "source": str(model_dir),
-            "source_sha256": _checkpoint_sha256(model_dir),
+            "source_sha256": source_sha256,
+            "model_sha256": onnx_model_digest(tmp),
             "quantization": None,
             "opset": OPSET,
             "task": TASK,
@@ -83,7 +89,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path) -> dict:
             "outputs": result["outputs"],
             "versions": _versions("torch", "transformers", "optimum-onnx", "onnx"),
         })
-    return result
+    return {**result, "source_sha256": source_sha256}
 
 
 def quantize_onnx(fp32_dir: str | Path, out_dir: str | Path, kind: str) -> dict:
@@ -101,7 +107,7 @@ def quantize_onnx(fp32_dir: str | Path, out_dir: str | Path, kind: str) -> dict:
     check_onnx(fp32_dir / MODEL_FILE)
     source_meta = _read_meta(fp32_dir)
     external = _model_bytes(fp32_dir) > PROTOBUF_LIMIT or (fp32_dir / EXTERNAL_DATA).exists()
-    with _staging(out_dir) as tmp:
+    with _staging(out_dir) as tmp, _quiet():
         if kind == "int8":
             settings = _quantize_int8(fp32_dir / MODEL_FILE, tmp / MODEL_FILE, external)
         else:
@@ -117,6 +123,7 @@ def quantize_onnx(fp32_dir: str | Path, out_dir: str | Path, kind: str) -> dict:
             "variant": f"onnx-{kind}",
             "source": source_meta.get("source", str(fp32_dir)),
             "source_sha256": source_meta.get("source_sha256"),
+            "model_sha256": onnx_model_digest(tmp),
             "quantized_from": str(fp32_dir),
             "quantization": {"kind": kind, **settings},
             "opset": source_meta.get("opset"),
@@ -169,21 +176,38 @@ def _quantize_int4(src: Path, dst: Path, external: bool) -> dict:
 @contextmanager
 def _staging(out_dir: Path):
     """A temporary folder beside `out_dir` that replaces it only if the block completes."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = out_dir.with_name(f".{out_dir.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out_dir.exists():
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def _quiet():
+    """What the libraries say about their own workings while we export, silenced: transformers'
+    and optimum's warnings (a deprecated argument they pass themselves, tied weights they
+    deduplicate), torch's notes on how it lowers an op, onnxruntime's advice to pre-process
+    before quantizing. onnxruntime logs that on the root logger, which, without a handler,
+    would install one printing every later warning of every library; a NullHandler stands in."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("transformers", "optimum", None)]  # None: the root
+    levels = [logger.level for logger in loggers]
+    root = logging.getLogger()
+    stand_in = logging.NullHandler() if not root.handlers else None
+    if stand_in:
+        root.addHandler(stand_in)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
+            for logger in loggers:
+                logger.setLevel(logging.ERROR)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+        if stand_in:
+            root.removeHandler(stand_in)
 
 
 def _carry_files(src: Path, dst: Path) -> None:
@@ -218,17 +242,6 @@ def _sizes(folder: Path) -> dict:
             "folder_bytes": sum(p.stat().st_size for p in folder.iterdir() if p.is_file())}
 
 
-def _checkpoint_sha256(model_dir: Path) -> dict[str, str]:
-    digests = {}
-    for path in sorted(model_dir.glob("*.safetensors")):
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 24):
-                h.update(chunk)
-        digests[path.name] = h.hexdigest()
-    return digests
-
-
 def _versions(*packages: str) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -242,7 +255,7 @@ def _versions(*packages: str) -> dict[str, str]:
 
 
 def _write_meta(folder: Path, meta: dict) -> None:
-    (folder / "export_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(folder / "export_meta.json", meta)
 
 
 def _read_meta(folder: Path) -> dict:

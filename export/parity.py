@@ -67,11 +67,13 @@ def greedy_parity(reference_engine, engine, questions: list[str], max_new_tokens
     near-tie: any rounding (f16 weights, another summation order) may flip it, so it is counted
     apart from real divergences.
     """
-    from tracetutor.runtime.engine import Settings
+    from tracetutor.runtime import Settings
 
-    settings = Settings(max_new_tokens=max_new_tokens)
     ref, var = reference_engine.backend, engine.backend
     prompts = [ref.encode_prompt(q) for q in questions]
+    room = min(getattr(b, "context_length", None) or 1 << 30 for b in (ref, var)) - max(map(len, prompts))
+    # within the context: llama.cpp stops at its end where torch would go on past its positions
+    settings = Settings(max_new_tokens=max(1, min(max_new_tokens, room)))
     ref_ids = ref.generate_batch(prompts, settings)
     var_ids = var.generate_batch([var.encode_prompt(q) for q in questions], settings)
     identical, near_ties, first_steps, examples = 0, 0, [], []

@@ -1,5 +1,8 @@
 """A LoRA adapter is merged in full precision before export; its variants match the adapter."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
@@ -42,3 +45,32 @@ def test_variants_of_an_adapter_match_the_adapter_not_the_base(adapter):
     merged_onnx = load(adapter_dir, "onnx-fp32").backend.logits(ids)
     assert np.abs(with_adapter - without).max() > 0.5  # the adapter matters
     np.testing.assert_allclose(merged_onnx, with_adapter, atol=2e-3)
+
+
+def test_variants_of_an_adapter_record_the_adapters_weights(adapter, tmp_path):
+    """Provenance is the adapter's own weights (not its merged copy's), so a retrained adapter
+    makes its variants stale; without held-out traces, KL is measured on torch's completions."""
+    import gguf
+    from safetensors.torch import load_file, save_file
+
+    from tracetutor.export.build import export_model
+    from tracetutor.files import sha256_files, weights_digest
+    from tracetutor.runtime.variants import StaleVariantError, check_fresh, variant_path
+
+    _, adapter_dir = adapter
+    report = export_model(adapter_dir, ["gguf-f16", "onnx-fp32"], n_prompts=4, log=lambda m: None)
+    digest = weights_digest(adapter_dir)
+    assert digest == sha256_files([adapter_dir / "adapter_model.safetensors"])
+    f16 = variant_path(adapter_dir, "gguf-f16")
+    assert gguf.GGUFReader(f16).get_field("tracetutor.source_sha256").contents() == digest
+    meta = json.loads((adapter_dir / "onnx-fp32" / "export_meta.json").read_text())
+    assert meta["source_sha256"] == digest != weights_digest(adapter_dir / "merged")
+    for variant in ("gguf-f16", "onnx-fp32"):
+        assert report["variants"][variant]["logits"]["positions"] > 0
+        check_fresh(adapter_dir, variant, variant_path(adapter_dir, variant))
+
+    retrained = shutil.copytree(adapter_dir, tmp_path / "adapter")
+    file = retrained / "adapter_model.safetensors"
+    save_file({k: 2 * v for k, v in load_file(file).items()}, file)
+    with pytest.raises(StaleVariantError, match="gguf-f16 .*other weights"):
+        check_fresh(retrained, "gguf-f16", variant_path(retrained, "gguf-f16"))

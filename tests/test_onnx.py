@@ -23,8 +23,9 @@ pytest.importorskip("sentencepiece")
 
 import torch  # noqa: E402
 
-from tiny_models import build_tiny_llama, build_tiny_qwen2  # noqa: E402
-from tracetutor.runtime.engine import Engine, Settings  # noqa: E402
+from tiny_models import build_tiny_llama, build_tiny_qwen2, ids_of  # noqa: E402
+from tracetutor.files import sha256_files, weights_digest  # noqa: E402
+from tracetutor.runtime import Engine, Settings  # noqa: E402
 
 ARCHS = {"llama": build_tiny_llama, "qwen2": build_tiny_qwen2}
 STRESS = ("  Two  spaces\n\n\ttab, ünïcødé 日本 🙂 and 12,345.67 x 89 = ?\n   trailing   \r\n"
@@ -115,12 +116,15 @@ def test_export_folder_holds_model_tokenizer_and_meta(tiny, arch):
     assert {f"past_key_values.{layers - 1}.value"} <= set(result["inputs"])
     assert result["outputs"][0] == "logits" and f"present.{layers - 1}.key" in result["outputs"]
     meta = json.loads((folder / "export_meta.json").read_text())
-    digest = hashlib.sha256((entry["dir"] / "model.safetensors").read_bytes()).hexdigest()
-    assert meta["source_sha256"] == {"model.safetensors": digest}
+    digest = "sha256:" + hashlib.sha256((entry["dir"] / "model.safetensors").read_bytes()).hexdigest()
+    assert meta["source_sha256"] == digest == weights_digest(entry["dir"]) == result["source_sha256"]
+    assert meta["model_sha256"] == "sha256:" + hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
     assert meta["quantization"] is None and meta["opset"] >= 14 and meta["model_bytes"] == result["bytes"]
     for kind in ("int8", "int4"):
-        qmeta = json.loads((entry["dir"] / f"onnx-{kind}" / "export_meta.json").read_text())
-        assert qmeta["quantization"]["kind"] == kind and qmeta["source_sha256"] == meta["source_sha256"]
+        qfolder = entry["dir"] / f"onnx-{kind}"
+        qmeta = json.loads((qfolder / "export_meta.json").read_text())
+        assert qmeta["quantization"]["kind"] == kind and qmeta["source_sha256"] == digest
+        assert qmeta["model_sha256"] == sha256_files(sorted(qfolder.glob("model.onnx*"))) != meta["model_sha256"]
 
 
 def test_unknown_quantization_names_the_known_ones(tiny, tmp_path):
@@ -173,10 +177,10 @@ def test_fp32_greedy_tokens_match_torch(tiny, arch, questions):
         prompt = prompt_ids(entry, q)
         assert onnx.encode_prompt(q) == prompt
         # stopping where torch stops
-        assert list(onnx.stream_ids(prompt, settings)) == torch_greedy(entry, prompt, stop_at_eos=True)
+        assert ids_of(onnx.stream_ids(prompt, settings)) == torch_greedy(entry, prompt, stop_at_eos=True)
         # all N_NEW tokens, eos included, so a random model ending early still compares 24
         eos_ids, onnx.eos_ids = onnx.eos_ids, set()
-        got = list(onnx.stream_ids(prompt, settings))
+        got = ids_of(onnx.stream_ids(prompt, settings))
         onnx.eos_ids = eos_ids
         assert len(got) == N_NEW and got == torch_greedy(entry, prompt, stop_at_eos=False)
     assert onnx.generate_batch([prompt_ids(entry, q) for q in questions[:2]], settings) == [
@@ -192,17 +196,21 @@ def test_tokenizer_parity_with_transformers(tiny, arch, questions):
                          f"x{specials[0]} y {specials[-1]}\n"] + specials
     for text in texts:
         ids = hf.encode(text, add_special_tokens=False)
-        assert onnx.tokenize(text) == ids, text
+        assert onnx.tokenize(text, special=True) == ids, text
         assert onnx.decode(ids) == hf.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
     for token in specials:
-        assert onnx.tokenize(token) == [hf.convert_tokens_to_ids(token)], token
+        assert onnx.tokenize(token, special=True) == [hf.convert_tokens_to_ids(token)], token
     assert onnx.eos_ids == {hf.eos_token_id}
 
 
 # --- quantized variants --------------------------------------------------------------------
 
 EXPECTED_OPS = {"int8": ("MatMulInteger", "DynamicQuantizeLinear"), "int4": ("MatMulNBits",)}
-MIN_TOP1 = {"int8": 0.6, "int4": 0.15}  # random weights amplify rounding; trained models agree far more
+# random weights amplify rounding (trained models agree far more); measured top-1 / KL:
+# int8 0.747 / 0.085 (llama), 0.756 / 0.094 (qwen2); int4 0.280 / 1.79, 0.265 / 1.87, and
+# test_int4_graph_is_torch_with_int4_weights checks int4 exactly
+MIN_TOP1 = {"int8": 0.68, "int4": 0.22}
+MAX_KL = {"int8": 0.15, "int4": 2.5}
 
 
 @pytest.mark.parametrize("kind", ["int8", "int4"])
@@ -223,7 +231,7 @@ def test_quantized_graph_ops_size_and_agreement(tiny, arch, kind, questions):
     kl = (ref.exp() * (ref - got)).sum(-1).mean().item()
     print(f"\n{arch} {kind}: top-1 {top1:.3f}, mean KL {kl:.4f}, ops {result['ops']}, "
           f"{result['bytes']} bytes (fp32 {entry['onnx-fp32']['bytes']})")
-    assert top1 >= MIN_TOP1[kind] and np.isfinite(kl)
+    assert top1 >= MIN_TOP1[kind] and kl <= MAX_KL[kind]
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -265,8 +273,8 @@ def test_sampling_is_seeded_and_engine_runs(tiny, questions):
     onnx = backend(tiny["qwen2"], "onnx-int8")
     prompt = onnx.encode_prompt(questions[0])
     hot = Settings(max_new_tokens=12, temperature=0.9, top_k=40, top_p=0.9, seed=3)
-    first = list(onnx.stream_ids(prompt, hot))
-    assert first == list(onnx.stream_ids(prompt, hot))
+    first = ids_of(onnx.stream_ids(prompt, hot))
+    assert first == ids_of(onnx.stream_ids(prompt, hot))
     done = Engine(onnx, "onnx-int8").ask(questions[0], Settings(max_new_tokens=12))
     assert done.stats["backend"] == "onnxruntime" and done.stats["n_prompt_tokens"] == len(prompt)
 
@@ -278,10 +286,10 @@ def test_backend_runs_without_torch_transformers_or_onnx(tiny, arch, questions):
         import json, sys
         for name in ("torch", "transformers", "optimum", "onnx"):
             sys.modules[name] = None  # importing any of them now raises ImportError
-        from tracetutor.runtime.engine import Settings
+        from tracetutor.runtime import Settings
         from tracetutor.runtime.onnx_backend import OnnxBackend
         b = OnnxBackend({str(folder)!r}, threads=1)
-        ids = list(b.stream_ids(b.encode_prompt({questions[0]!r}), Settings(max_new_tokens={N_NEW})))
+        ids = [t for t, _ in b.stream_ids(b.encode_prompt({questions[0]!r}), Settings(max_new_tokens={N_NEW}))]
         print(json.dumps(ids))
     """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
