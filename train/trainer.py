@@ -202,11 +202,13 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     traces = load_traces(data_dir / "train.jsonl")
     examples = [encode_example(tokenizer, t, cfg.mode, recipe.model.max_len) for t in traces]
     too_long = [i for i, e in enumerate(examples) if e is None]
-    if too_long:  # checked before any process starts, so the error reaches the user as one line
+    if too_long:  # recipe errors are raised before any process starts, so they reach the user as one line
         longest = max(len(encode_example(tokenizer, traces[i], cfg.mode, 1 << 30)["input_ids"]) for i in too_long)
         raise RecipeError(f"{recipe.path or recipe.name}: model.max_len = {recipe.model.max_len} is too short for "
                           f"{len(too_long)} of the {len(traces)} training traces in {data_dir}: the longest is "
                           f"{longest} tokens (mode {cfg.mode!r}); raise max_len to at least {longest}")
+    order = curriculum_order(traces, cfg.stages, cfg.batch_size, cfg.seed,
+                             lengths=[len(e["input_ids"]) for e in examples], family_weights=cfg.family_weights)
     # which checkpoint to resume from is settled (and incomplete ones removed) before processes start
     resume_from = last_complete_checkpoint(ckpt_dir, remove_incomplete=world == 1) if resume else None
     if resume and resume_from is None and main:
@@ -215,8 +217,6 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
         processes = plan_processes(cfg.batch_size, cfg.processes)
         if processes > 1:
             return _launch(recipe, processes, resume_from is not None, data_dir, out_dir, progress)
-    order = curriculum_order(traces, cfg.stages, cfg.batch_size, cfg.seed,
-                             lengths=[len(e["input_ids"]) for e in examples], family_weights=cfg.family_weights)
     # one item per process per step: the processes' shares of each batch, in turn
     batches = _BatchList([[examples[i] for i in (b[r::world] or b[:1])] for b in order for r in range(world)])
     collate = PadCollator(tokenizer.pad_token_id)
