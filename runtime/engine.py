@@ -344,10 +344,11 @@ def load(model, variant: str = TORCH, *, threads: int | None = None) -> Engine:
     per process."""
     from tracetutor.recipe import resolve_model
 
-    from .variants import check_variant
+    from .variants import check_fresh, check_variant
 
     model_dir, _ = resolve_model(model)
     path = check_variant(model_dir, variant)
+    check_fresh(model_dir, variant, path)  # a variant of other weights than the model's is refused
     key = (str(path.resolve()), variant, threads)
     if key not in _LOADED:
         if variant == TORCH:
