@@ -83,7 +83,7 @@ def run_speed(model, variants: list[str], n: int = 40, max_new_tokens: int = 160
     for v in variants:
         engine = load(model_dir, v, threads=threads)
         r = measure_engine(engine, questions, max_new_tokens)
-        if v.startswith("gguf-"):
+        if engine.backend.name == "llama.cpp":
             b = engine.backend
             raw = measure_raw_llama(b.path, [b.encode_prompt(q) for q in questions], b.eos_id,
                                     max_new_tokens, threads, b.context_length)

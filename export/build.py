@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 
 from tracetutor.files import atomic_path, weights_digest, write_json
-from tracetutor.runtime.variants import TORCH, VariantError, check_fresh, variant_path
+from tracetutor.runtime.variants import TORCH, Variant, VariantError, check_fresh, variant_path
 
 from . import parity
 
 DEFAULT_TARGETS = ("gguf-f16", "gguf-q8_0", "gguf-q4_k_m", "onnx-fp32", "onnx-int8", "onnx-int4")
-FULL_PRECISION = ("gguf-f16", "gguf-f32", "onnx-fp32")
 # (most mean KL(torch || variant), least top-1 agreement with torch), teacher-forced over the
 # held-out traces. A fresh export of micro measured KL / top-1: gguf-f16 7e-9 / 1.0, onnx-fp32
 # 1e-14 / 1.0, gguf-q8_0 4.2e-6 / 1.0, onnx-int8 8.3e-6 / 0.9994, gguf-q4_k_m 3.2e-5 / 0.9988,
@@ -76,13 +75,14 @@ def merge_lora(adapter_dir: Path) -> Path:
 def write_variant(model_dir: Path, variant: str) -> dict:
     """Write one variant; a quantized one from its full-precision file, written first when it
     is missing, damaged or from other weights (then "rewrote" names it in the result)."""
-    path = variant_path(model_dir, variant)
+    v = Variant.parse(variant)
+    path = v.path(model_dir)
     digest = weights_digest(model_dir)  # an adapter's own weights: its variants follow the adapter
     source = merge_lora(model_dir) if (model_dir / "adapter_config.json").is_file() else model_dir
-    if variant.startswith("gguf-"):
+    if v.format == "gguf":
         from .gguf import FTYPES, quantize_gguf, write_gguf
 
-        qtype = variant[5:]
+        qtype = v.kind
         if qtype in FTYPES:
             return write_gguf(source, path, ftype=qtype, source_sha256=digest)
         f16 = variant_path(model_dir, "gguf-f16")
@@ -90,10 +90,10 @@ def write_variant(model_dir: Path, variant: str) -> dict:
         if rewrote:
             write_gguf(source, f16, ftype="f16", source_sha256=digest)
         return {**quantize_gguf(f16, path, qtype), "rewrote": ["gguf-f16"] if rewrote else []}
-    if variant.startswith("onnx-"):
+    if v.format == "onnx":
         from .onnx import export_onnx, quantize_onnx
 
-        kind = variant[5:]
+        kind = v.kind
         if kind == "fp32":
             return export_onnx(source, path, source_sha256=digest)
         fp32 = variant_path(model_dir, "onnx-fp32")
@@ -102,6 +102,22 @@ def write_variant(model_dir: Path, variant: str) -> dict:
             export_onnx(source, fp32, source_sha256=digest)
         return {**quantize_onnx(fp32, path, kind), "rewrote": ["onnx-fp32"] if rewrote else []}
     raise VariantError(f"cannot export {variant!r}: targets are gguf-<type> and onnx-fp32/int8/int4")
+
+
+def _check_targets(targets: list[str]) -> None:
+    """VariantError for a target that cannot be exported, naming the ones that can."""
+    for t in targets:
+        v = Variant.parse(t)
+        if v.format == "torch":
+            raise VariantError(f"{t} is the model itself, not an export; targets are gguf-<type> and "
+                               "onnx-fp32/int8/int4")
+        if v.format == "gguf":
+            from .gguf import FTYPES, quantize_types
+
+            known = [*FTYPES, *quantize_types()]
+            if v.kind not in known:
+                raise VariantError(f"unknown GGUF type {v.kind!r} in {t}; llama.cpp writes "
+                                   f"{', '.join(sorted(known))}")
 
 
 def _is_fresh(model_dir: Path, variant: str, path: Path) -> bool:
@@ -121,8 +137,7 @@ def export_model(model, targets=DEFAULT_TARGETS, *, n_prompts: int = 48, log=pri
 
     model_dir, _ = resolve_model(model)
     targets = list(targets)
-    for t in targets:
-        variant_path(model_dir, t)  # unknown names fail before any work
+    _check_targets(targets)  # unknown names fail before any work
     reference = load(model_dir, TORCH)
     tok = reference.backend.tokenizer
     items = _questions(model_dir, n_prompts)
@@ -182,7 +197,7 @@ def passes(variant: str, entry: dict) -> bool:
         return False
     if lg["mean_kl"] > max_kl or lg["top1_agreement"] < min_top1:
         return False
-    return variant not in FULL_PRECISION or g["identical"] + g["near_ties"] == g["prompts"]
+    return not Variant.parse(variant).full_precision or g["identical"] + g["near_ties"] == g["prompts"]
 
 
 def format_row(variant: str, e: dict) -> str:

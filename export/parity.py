@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracetutor.runtime.sampling import log_softmax
+
 STRESS = "Line one\n\n  two  spaces,\tа tab; ünïcødé 日本語 🙂 — 1,234.50 x 12 = 14814\n   "
 
 
@@ -24,24 +26,12 @@ def tokenizer_parity(reference, backend, texts: list[str]) -> dict:
     """`reference` and `backend` both have tokenize(text, special=True)."""
     mismatches = []
     for text in texts:
-        a, b = reference.tokenize(text, special=True), _tokenize(backend, text)
+        a, b = reference.tokenize(text, special=True), backend.tokenize(text, special=True)
         if a != b:
             mismatches.append({"text": text[:80], "reference": a[:20], "variant": b[:20]})
     return {"texts": len(texts), "identical": len(texts) - len(mismatches),
             "rate": (len(texts) - len(mismatches)) / len(texts), "mismatches": mismatches[:5]}
 
-
-def _tokenize(backend, text):
-    try:
-        return backend.tokenize(text, special=True)
-    except TypeError:  # a backend whose tokenize always parses special tokens
-        return backend.tokenize(text)
-
-
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    x = x - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
 def logit_parity(reference, backend, sequences: list[tuple[list[int], int]]) -> dict:
@@ -51,7 +41,7 @@ def logit_parity(reference, backend, sequences: list[tuple[list[int], int]]) -> 
         p, q = reference.logits(ids), backend.logits(ids)
         p, q = p[n_prompt - 1:len(ids) - 1], q[n_prompt - 1:len(ids) - 1, :p.shape[-1]]
         max_diff = max(max_diff, float(np.abs(p - q).max()))
-        lp, lq = _log_softmax(p), _log_softmax(q)
+        lp, lq = log_softmax(p), log_softmax(q)
         kls.extend((np.exp(lp) * (lp - lq)).sum(-1).tolist())
         agree += int((p.argmax(-1) == q.argmax(-1)).sum())
         n += len(p)

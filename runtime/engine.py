@@ -344,18 +344,19 @@ def load(model, variant: str = TORCH, *, threads: int | None = None) -> Engine:
     per process."""
     from tracetutor.recipe import resolve_model
 
-    from .variants import check_fresh, check_variant
+    from .variants import Variant, check_fresh, check_variant
 
     model_dir, _ = resolve_model(model)
+    fmt = Variant.parse(variant).format
     path = check_variant(model_dir, variant)
     check_fresh(model_dir, variant, path)  # a variant of other weights than the model's is refused
     key = (str(path.resolve()), variant, threads)
     if key not in _LOADED:
-        if variant == TORCH:
+        if fmt == "torch":
             from .torch_backend import TorchBackend
 
             backend = TorchBackend(path, threads=threads)
-        elif variant.startswith("onnx-"):
+        elif fmt == "onnx":
             from .onnx_backend import OnnxBackend
 
             backend = OnnxBackend(path, threads=threads)

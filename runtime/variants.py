@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from tracetutor.files import DIGEST_PREFIX, sha256_files, weight_files, weights_digest
 
 TORCH = "torch-fp32"
 KNOWN = ("torch-fp32", "onnx-fp32", "onnx-int8", "onnx-int4", "gguf-f16", "gguf-q8_0", "gguf-q4_k_m")
+ONNX_KINDS = ("fp32", "int8", "int4")
 GGUF_SOURCE_KEY = "tracetutor.source_sha256"
 
 
@@ -21,21 +24,53 @@ class StaleVariantError(ValueError):
     records no provenance at all (exported by an older version): re-exporting fixes both."""
 
 
-def variant_path(model_dir: Path, variant: str) -> Path:
-    """Where `variant` is (or would be written). A GGUF file is found by its type suffix
-    whatever its prefix, so a copied or renamed folder keeps its variants; a new one is
-    named `<folder>-<type>.gguf`."""
-    if variant == TORCH:
-        return model_dir
-    if variant.startswith("onnx-"):
-        return model_dir / variant
-    if variant.startswith("gguf-"):
-        qtype = variant[5:]
-        own = model_dir / f"{model_dir.name}-{qtype}.gguf"
-        found = [p for p in sorted(model_dir.glob(f"*-{qtype}.gguf")) if _gguf_type(p) == qtype]
+@dataclass(frozen=True)
+class Variant:
+    """A variant name parsed once: `torch-fp32`, `onnx-<fp32|int8|int4>` or `gguf-<type>` for
+    any llama.cpp type (`f16`, `q8_0`, `q4_k_m`, ...)."""
+
+    format: str
+    """torch, onnx or gguf."""
+    kind: str
+    """fp32, int8, q4_k_m, ..."""
+
+    @classmethod
+    def parse(cls, name: str) -> Variant:
+        fmt, _, kind = str(name).partition("-")
+        ok = {"torch": kind == "fp32", "onnx": kind in ONNX_KINDS,
+              "gguf": bool(re.fullmatch(r"[a-z0-9_]+", kind))}.get(fmt, False)
+        if not ok:
+            raise VariantError(f"unknown variant {name!r}; variant names: {', '.join(KNOWN)} "
+                               "(and gguf-<type> for any llama.cpp quantization type)")
+        return cls(fmt, kind)
+
+    @property
+    def name(self) -> str:
+        return f"{self.format}-{self.kind}"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def full_precision(self) -> bool:
+        return self.kind in ("fp32", "f32", "f16")
+
+    def path(self, model_dir: Path) -> Path:
+        """Where this variant is (or would be written) in `model_dir`. A GGUF file is found by
+        its type suffix whatever its prefix, so a copied or renamed folder keeps its variants;
+        a new one is named `<folder>-<type>.gguf`."""
+        model_dir = Path(model_dir)
+        if self.format == "torch":
+            return model_dir
+        if self.format == "onnx":
+            return model_dir / self.name
+        own = model_dir / f"{model_dir.name}-{self.kind}.gguf"
+        found = [p for p in sorted(model_dir.glob(f"*-{self.kind}.gguf")) if _gguf_type(p) == self.kind]
         return own if own.is_file() or not found else found[0]
-    raise VariantError(f"unknown variant {variant!r}; variant names: {', '.join(KNOWN)} "
-                       "(and gguf-<type> for any llama.cpp quantization type)")
+
+
+def variant_path(model_dir: Path, variant: str) -> Path:
+    return Variant.parse(variant).path(model_dir)
 
 
 def _gguf_type(path: Path) -> str | None:
@@ -74,12 +109,13 @@ def check_fresh(model_dir: Path, variant: str, path: Path) -> None:
     cached by each weight file's size and mtime. A folder without weights (a copy of the
     variants alone, on a machine with only the runtime) cannot be checked and passes.
     """
-    if variant == TORCH:
+    fmt = Variant.parse(variant).format
+    if fmt == "torch":
         return
     model_dir, path = Path(model_dir), Path(path)
     advice = f"re-export it: tracetutor export {model_dir} --to {variant}"
-    meta = _read_json(path / "export_meta.json") if variant.startswith("onnx-") else {}
-    recorded = _gguf_source(path) if variant.startswith("gguf-") else meta.get("source_sha256")
+    meta = _read_json(path / "export_meta.json") if fmt == "onnx" else {}
+    recorded = _gguf_source(path) if fmt == "gguf" else meta.get("source_sha256")
     current = _current_digest(model_dir)
     if current is not None:
         if not (isinstance(recorded, str) and recorded.startswith(DIGEST_PREFIX)):

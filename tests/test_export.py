@@ -241,3 +241,18 @@ def test_export_exits_0_and_prints_only_its_own_lines(trained_micro, tmp_path, c
     assert not [line for line in lines if re.search("warn", line, re.I)], lines
     own = re.compile(r"^(export onnx-int8 \.\.\.|onnx-int8 .* ok|report: .*export_report\.json)$")
     assert [line for line in lines if not own.match(line)] == []
+
+
+@pytest.mark.parametrize("target, message", [
+    ("gguf-q9_9", "unknown GGUF type 'q9_9' in gguf-q9_9; llama.cpp writes"),
+    ("onnx-int3", "unknown variant 'onnx-int3'"),
+    ("torch-fp32", "torch-fp32 is the model itself"),
+])
+def test_an_unknown_target_is_one_line_before_any_work(tmp_path, target, message, capsys):
+    from tracetutor.cli import main
+
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()  # no model at all: the target is refused before anything is loaded
+    assert main(["export", str(model_dir), "--to", f"gguf-q8_0,{target}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err

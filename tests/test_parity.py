@@ -101,16 +101,16 @@ def test_greedy_parity_counts_identical_near_tie_and_real_divergences():
     assert out["examples"][0]["torch"] == "x = 1\ny = 2\nAnswer: 3" and out["examples"][0]["variant"] == "x = 1\nAnswer: 4"
 
 
-def test_tokenizer_parity_rate_and_a_backend_without_the_special_flag():
-    class Special:
+def test_tokenizer_parity_rate_names_the_text_that_differs():
+    class Reference:
         def tokenize(self, text, special=False):
             return [ord(c) for c in text]
 
-    class Always:  # a backend whose tokenize always parses special tokens
-        def tokenize(self, text):
+    class Variant:  # a tokenizer that loses an accent
+        def tokenize(self, text, special=False):
             return [ord(c) for c in text.replace("é", "e")]
 
-    out = parity.tokenizer_parity(Special(), Always(), ["abc", "café", "x"])
+    out = parity.tokenizer_parity(Reference(), Variant(), ["abc", "café", "x"])
     assert out["texts"] == 3 and out["identical"] == 2 and out["rate"] == pytest.approx(2 / 3)
     assert out["mismatches"][0]["text"] == "café"
 
