@@ -204,6 +204,19 @@ def cmd_tutor(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- web
+
+def cmd_web(args) -> int:
+    from tracetutor.apps.web import serve
+
+    try:
+        import gradio  # noqa: F401
+    except ModuleNotFoundError:
+        raise ImportError("the web tutor needs gradio: pip install 'tracetutor[runtime]'") from None
+    serve(args.model, args.variant, args.host, args.port)
+    return 0
+
+
 # ---------------------------------------------------------------- pipeline
 
 def cmd_pipeline(args) -> int:
@@ -316,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("model", nargs="?", default=None)
     tu.add_argument("--variant", default=None, help="gguf-q8_0, onnx-int8, ... (default: the best on disk, GGUF first)")
     tu.set_defaults(func=cmd_tutor)
+
+    w = sub.add_parser("web", help="the web tutor in a browser, on this machine only (the shipped default if no MODEL)")
+    w.add_argument("model", nargs="?", default=None, help="default: the shipped default model")
+    w.add_argument("--variant", default=None, help="the variant selected first (default: a GGUF one if on disk)")
+    w.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    w.add_argument("--port", type=int, default=7860)
+    w.set_defaults(func=cmd_web)
 
     pl = sub.add_parser("pipeline", help="data → tokenizer → train → export → bench → report for a recipe")
     pl.add_argument("model")
