@@ -339,8 +339,11 @@ def build_app(catalog: list[ModelChoice], load: Callable = _load_engine, start: 
         session = session or Session()
         try:
             tutor = session.ask(question, check, temperature)
-        except ValueError as e:
+            yield from solving(session, tutor, samples, temperature)
+        except ValueError as e:  # an empty or over-long question, bad settings
             raise fail(e) from None
+
+    def solving(session: Session, tutor: Tutor, samples: int, temperature: float):
         before = chat_messages(session.conversation)
         steps, text, answer, done = [], "", None, None
         shown = 0.0  # when the page was last updated

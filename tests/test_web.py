@@ -174,6 +174,17 @@ def test_solve_streams_each_step_before_the_answer_and_marks_the_corrected_step(
     assert "(95%)" in text  # each step's confidence: exp(-0.05)
 
 
+def test_an_empty_or_over_long_question_is_a_message_not_a_traceback(page, scripted, capfd):
+    from playwright.sync_api import expect
+
+    open_tutor(page, scripted[0])
+    ask(page, "   ")
+    expect(page.get_by_text("the question is empty")).to_be_visible(timeout=10_000)
+    ask(page, "How many? " * 500)  # the scripted model reads 4096 characters
+    expect(page.get_by_text("shorten the question")).to_be_visible(timeout=10_000)
+    assert "Traceback" not in capfd.readouterr().err  # the terminal running the tutor stays clean
+
+
 def test_with_checked_arithmetic_off_the_model_answers_as_it_wrote(page, scripted):
     from playwright.sync_api import expect
 
