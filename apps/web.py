@@ -19,9 +19,11 @@ from __future__ import annotations
 import errno
 import math
 import re
+import shutil
 import socket
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -259,7 +261,7 @@ def build_app(catalog: list[ModelChoice], load: Callable = _load_engine, start: 
 
     history = history or History()
     by_folder = {str(m.folder): m for m in catalog}
-    exports = Path(tempfile.mkdtemp(prefix="tracetutor-web-"))
+    exports = Path(tempfile.mkdtemp(prefix="tracetutor-web-"))  # the Markdown downloads; gone with the app
     if start is None and catalog and not notice:
         start = (str(catalog[0].folder), catalog[0].preferred_variant())
     folder0, variant0 = start or (None, None)
@@ -467,6 +469,7 @@ def build_app(catalog: list[ModelChoice], load: Callable = _load_engine, start: 
         hint_btn.click(on_hint, [session, question, checked, temperature], exchange, api_name="hint", **model_io)
         check_btn.click(on_check, [session, question, my_answer, my_steps, checked, temperature], exchange,
                         api_name="check", **model_io)
+        weakref.finalize(app, shutil.rmtree, exports, ignore_errors=True)
         for trigger in (new_btn.click, chat.clear):  # the chat's bin starts afresh too (the old one is in History)
             trigger(on_new, [session], [session, chat, export_btn, saved_convs, browser])
         saved_convs.input(on_open, [session, saved_convs], [session, chat, export_btn, browser])
