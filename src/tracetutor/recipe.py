@@ -15,6 +15,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tracetutor.trace import LEVELS
+
 MODES = ("traces", "answers")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -44,8 +46,8 @@ class DataConfig:
     def __post_init__(self):
         _check(self.n_train > 0, "data.n_train", f"must be positive, got {self.n_train}")
         _check(self.n_heldout >= 0, "data.n_heldout", f"must be >= 0, got {self.n_heldout}")
-        _check(bool(self.levels) and all(1 <= lv <= 4 for lv in self.levels), "data.levels",
-               f"must be a non-empty list of levels 1..4, got {self.levels}")
+        _check(bool(self.levels) and all(lv in LEVELS for lv in self.levels), "data.levels",
+               f"must be a non-empty list of levels from {', '.join(map(str, LEVELS))}, got {self.levels}")
 
 
 @dataclass
@@ -96,8 +98,8 @@ class Stage:
     """Share of the stage's examples drawn from earlier stages' levels."""
 
     def __post_init__(self):
-        _check(bool(self.levels) and all(1 <= lv <= 4 for lv in self.levels), "train.stages.levels",
-               f"must be a non-empty list of levels 1..4, got {self.levels}")
+        _check(bool(self.levels) and all(lv in LEVELS for lv in self.levels), "train.stages.levels",
+               f"must be a non-empty list of levels from {', '.join(map(str, LEVELS))}, got {self.levels}")
         _check(self.examples > 0, "train.stages.examples", f"must be positive, got {self.examples}")
         _check(0.0 <= self.replay < 1.0, "train.stages.replay", f"must be in [0, 1), got {self.replay}")
 
@@ -246,12 +248,23 @@ def shipped_recipes() -> list[Path]:
     return sorted(models_dir().glob("*.toml"))
 
 
+def _trained_or_released(recipe: Recipe) -> Path:
+    """The recipe's own run when it has a model, else its shipped release if there is one."""
+    from tracetutor.release import release_dir
+
+    own = recipe.dir
+    if (own / "config.json").is_file() or any(own.glob("*.gguf")) or any(own.glob("onnx-*/model.onnx")):
+        return own
+    released = release_dir(recipe.name)
+    return released if (released / "release.json").is_file() else own
+
+
 def resolve_model(model: str | Path) -> tuple[Path, Recipe | None]:
     """A MODEL argument (recipe name, recipe file or model folder) as (folder, recipe or None)."""
     p = Path(model)
     if p.suffix == ".toml" or (not p.exists() and "/" not in str(model)):
         recipe = load_recipe(model)
-        return recipe.dir, recipe
+        return _trained_or_released(recipe), recipe
     if p.is_dir():
         toml = p.parent / f"{p.name}.toml"
         return p, (load_recipe(toml) if toml.is_file() else None)
