@@ -1,3 +1,4 @@
+import os
 import shutil
 
 import pytest
@@ -147,7 +148,9 @@ def test_a_resumed_runs_metrics_span_all_its_sessions(trained_micro, tmp_path):
     assert resumed["tokens"] == metrics["tokens"] and resumed["final_loss"] == pytest.approx(metrics["final_loss"], abs=2e-3)
     # the seconds count the first session's too: two thirds of the steps were done there
     assert resumed["train_seconds"] > 0.5 * metrics["train_seconds"]
-    assert resumed["tokens_per_s"] == pytest.approx(resumed["tokens"] / resumed["train_seconds"], rel=0.01)
+    # train_seconds is rounded to 0.1 s
+    assert resumed["tokens"] / (resumed["train_seconds"] + 0.05) <= resumed["tokens_per_s"]
+    assert resumed["tokens_per_s"] <= resumed["tokens"] / (resumed["train_seconds"] - 0.05)
 
 
 def test_resume_on_a_finished_run_reports_its_metrics(trained_micro, tmp_path, capsys):
@@ -285,7 +288,9 @@ def test_data_parallel_run_takes_the_same_examples_learns_and_resumes(trained_mi
     shutil.copytree(recipe.dir / "data", root / "micro" / "data")
     shutil.copytree(recipe.dir / "tokenizer", root / "micro" / "tokenizer")
     ddp = train(load_recipe(toml), progress=False)
-    assert ddp["processes"] == 2 and ddp["threads_per_process"] == 1
+    # each process takes its share of the cores unless OMP_NUM_THREADS says otherwise
+    cores = len(os.sched_getaffinity(0))
+    assert ddp["processes"] == 2 and ddp["threads_per_process"] == int(os.environ.get("OMP_NUM_THREADS", max(1, cores // 2)))
     assert (ddp["steps"], ddp["examples"], ddp["tokens"]) == (metrics["steps"], metrics["examples"], metrics["tokens"])
     assert ddp["loss_curve"][-1]["loss"] < 0.75 * ddp["loss_curve"][0]["loss"]
     # gradients averaged over both halves of each batch give the single process's run
