@@ -16,11 +16,9 @@ page with a scripted engine; `serve` is the command's entry point.
 
 from __future__ import annotations
 
-import errno
 import math
 import re
 import shutil
-import socket
 import tempfile
 import time
 import weakref
@@ -28,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from tracetutor.apps.tutoring import (Conversation, History, ModelChoice, Tutor, describe_model, human_size,
+from tracetutor.apps.tutoring import (Conversation, History, ModelChoice, Tutor, human_size,
                                       model_catalog, model_wrote)
 from tracetutor.runtime import Answer, Done, Settings, Step, Token
 
@@ -497,22 +495,9 @@ def _where(host: str, port: int) -> str:
 
 def check_address(host: str, port: int) -> None:
     """OSError naming host and port if the tutor could not listen there (before any work)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        sock.bind((host, port))
-    except (OSError, OverflowError) as e:
-        if isinstance(e, socket.gaierror):
-            why = f"{host!r} is not an address nor a host name that resolves"
-        elif isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
-            why = "the port is in use (is the tutor already running?); choose another with --port"
-        elif isinstance(e, OSError) and e.errno == errno.EADDRNOTAVAIL:
-            why = f"{host} is not an address of this machine"
-        else:
-            why = getattr(e, "strerror", None) or str(e)
-        raise OSError(f"cannot serve at {_where(host, port)}: {why}") from None
-    finally:
-        sock.close()
+    from tracetutor.runtime.server import listen
+
+    listen(host, port).close()
 
 
 def catalog_for(model=None, variant: str | None = None) -> tuple[list[ModelChoice], tuple[str, str] | None, str]:

@@ -440,7 +440,7 @@ def serve(model: str | Path, variant: str = TORCH, host: str = "127.0.0.1", port
 
     from .engine import load
 
-    with _listen(host, port) as sock:
+    with listen(host, port) as sock:
         engine = load(model, variant, threads=threads)
         name = model_name or Path(str(model)).name.removesuffix(".toml")
         app = build_app(engine, name)
@@ -451,7 +451,7 @@ def serve(model: str | Path, variant: str = TORCH, host: str = "127.0.0.1", port
         uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     """A TCP socket listening on host:port, bound as uvicorn binds one; an OSError naming host
     and port if the port is taken, the host is not this machine's or not an address at all."""
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -194,3 +194,28 @@ def test_checked_arithmetic_corrects_every_slip_and_the_last_line():
     # the token budget counts every token generated, across the corrections
     short = engine.ask("q", Settings(check=True, max_new_tokens=len("Step 1: 3 x 4 = 13")))
     assert short.text == "Step 1: 3 x 4 = 12" and short.stats["n_tokens"] == len("Step 1: 3 x 4 = 13")
+
+
+@pytest.mark.parametrize("flags", [[], ["--check"]])
+def test_chat_checks_by_default_and_marks_each_correction(flags, monkeypatch, capsys):
+    from tracetutor.cli import main
+    from tracetutor.runtime import Engine, engine as engine_module
+
+    monkeypatch.setattr(engine_module, "load", lambda *a, **kw: Engine(ScriptedBackend(SLIP, FIXED), "scripted"))
+    assert main(["chat", "any-model", *flags, "q"]) == 0
+    out, err = capsys.readouterr()
+    assert out == ("Step 1: 8 + 11 = 19\n   (corrected: the model wrote 'Step 1: 8 + 11 = 29')\n"
+                   "Step 2: 19 - 4 = 15\nAnswer: 15\n")
+    assert "corrected step 1" in err
+    assert main(["chat", "any-model", "--json", *flags, "q"]) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["answer"] == "15" and reply["corrected_from"] == {"1": "Step 1: 8 + 11 = 29"}
+
+
+def test_chat_without_checking_shows_what_the_model_wrote(monkeypatch, capsys):
+    from tracetutor.cli import main
+    from tracetutor.runtime import Engine, engine as engine_module
+
+    monkeypatch.setattr(engine_module, "load", lambda *a, **kw: Engine(ScriptedBackend(SLIP, FIXED), "scripted"))
+    assert main(["chat", "any-model", "--no-check", "q"]) == 0
+    assert capsys.readouterr().out == SLIP + "\n"

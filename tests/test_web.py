@@ -372,5 +372,5 @@ def test_a_busy_port_is_one_line(capsys):
         port = s.getsockname()[1]
         assert main(["web", "--port", str(port)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"tracetutor: error: cannot serve at 127.0.0.1:{port}: the port is in use (is the tutor " \
-                  "already running?); choose another with --port"
+    assert err == f"tracetutor: error: cannot serve at 127.0.0.1:{port}: the port is in use (another server " \
+                  "is running there?); choose another port"

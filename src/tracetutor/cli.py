@@ -100,7 +100,7 @@ def cmd_export(args) -> int:
 # ---------------------------------------------------------------- chat
 
 def cmd_chat(args) -> int:
-    from tracetutor.runtime import Done, Settings, Token, load
+    from tracetutor.runtime import Done, Settings, Step, Token, load
 
     # the settings and the question are checked before the model loads
     settings = Settings(max_new_tokens=args.max_tokens, temperature=args.temperature,
@@ -112,15 +112,24 @@ def cmd_chat(args) -> int:
     engine = load(args.model, args.variant, threads=args.threads)
     if args.samples > 1:
         return _chat_samples(engine, args, settings)
+    wrote = {}  # step number -> the line as the model wrote it, where checked arithmetic corrected it
+    shown = "\n"
     for event in engine.stream(args.question, settings):
         if isinstance(event, Token) and not args.json:
             print(event.text, end="", flush=True)
+            shown = event.text or shown
+        if isinstance(event, Step) and event.corrected_from is not None:
+            wrote[event.index] = event.corrected_from
+            if not args.json:  # the learner sees the correction where it happened
+                print(("" if shown.endswith("\n") else "\n")
+                      + f"   (corrected: the model wrote {event.corrected_from.strip()!r})", flush=True)
+                shown = "\n"
         if isinstance(event, Done):
             done = event
     if args.json:
-        print(json.dumps({"answer": done.answer, "steps": done.steps, "stats": done.stats}))
+        print(json.dumps({"answer": done.answer, "steps": done.steps, "corrected_from": wrote, "stats": done.stats}))
     else:
-        if not done.text.endswith("\n"):
+        if not shown.endswith("\n"):
             print()
         if done.answer is None:
             print("(no answer line)", file=sys.stderr)
@@ -299,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--top-k", type=int, default=0)
     c.add_argument("--seed", type=int, default=None)
     c.add_argument("--threads", type=int, default=None)
-    c.add_argument("--check", action="store_true",
-                   help="checked arithmetic: replace the result of a false step with its exact value and go on")
+    c.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                   help="checked arithmetic (on unless --no-check): a false step's result is replaced by its "
+                        "exact value, marked with what the model wrote, and the model goes on")
     c.add_argument("--json", action="store_true", help="print {answer, steps, stats} as JSON")
     c.set_defaults(func=cmd_chat)
 
