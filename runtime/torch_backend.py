@@ -30,9 +30,9 @@ class TorchBackend:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         except Exception as e:
-            raise ValueError(f"{path}: cannot load the tokenizer ({' '.join(str(e).split())[:200]}); the folder "
-                             "needs its tokenizer files (tokenizer.json, tokenizer_config.json): retrain or "
-                             "restore them") from None
+            raise ValueError(f"{path}: cannot load the tokenizer ({' '.join(str(e).split())[:200]}); a tokenizer "
+                             "file (tokenizer.json, tokenizer.model, tokenizer_config.json) is missing or damaged: "
+                             "restore it or retrain") from None
         try:
             self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
         except Exception as e:

@@ -121,3 +121,29 @@ print(json.dumps([done.text, sorted(m for m in sys.modules if m.startswith("trac
     text, modules = json.loads(run.stdout.strip().splitlines()[-1])
     assert text == load(model_dir).ask(question, Settings(max_new_tokens=48)).text
     assert "tracetutor.runtime.torch_backend" not in modules and "tracetutor.train" not in modules
+
+
+@pytest.mark.parametrize("variant, damage", [
+    ("gguf-q8_0", "truncate micro-q8_0.gguf"),
+    ("onnx-fp32", "truncate onnx-fp32/model.onnx"),
+    ("torch-fp32", "delete tokenizer.model"),
+    ("onnx-int8", "delete onnx-int8/tokenizer.json"),
+])
+def test_a_damaged_model_is_one_line_naming_the_file(exported, tmp_path, variant, damage, capsys):
+    from tracetutor.cli import main
+
+    model_dir, _ = exported
+    copy = tmp_path / "micro"
+    shutil.copytree(model_dir, copy)
+    how, *names = damage.split()
+    for name in names:
+        f = copy / name
+        if how == "truncate":
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+        else:
+            f.unlink()
+    assert main(["chat", str(copy), "--variant", variant, "What is 2 + 3?"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("tracetutor: error: ") and "Traceback" not in err, err
+    assert str(copy) in err, err
+    unload(copy)
