@@ -13,6 +13,8 @@ import statistics
 import time
 from pathlib import Path
 
+from tracetutor.runtime.types import DEFAULT_MAX_NEW_TOKENS
+
 
 def _questions(model_dir: Path, n: int) -> list[str]:
     from tracetutor.trace import read_traces
@@ -70,7 +72,8 @@ def measure_raw_llama(path: Path, prompts: list[list[int]], eos_id: int, max_new
             "ttft_ms": round(1000 * statistics.median(ttfts), 2) if ttfts else None}
 
 
-def run_speed(model, variants: list[str], n: int = 40, max_new_tokens: int = 160, threads: int | None = None) -> dict:
+def run_speed(model, variants: list[str], n: int = 40, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+              threads: int | None = None) -> dict:
     from tracetutor.recipe import resolve_model
     from tracetutor.runtime import load
     from tracetutor.runtime.variants import variants_on_disk

@@ -151,7 +151,7 @@ def export_model(model, targets=DEFAULT_TARGETS, *, n_prompts: int = 48, log=pri
             sequences.append((prompt + completion + [tok.eos_token_id], len(prompt)))
     if not sequences:  # no held-out traces (an adapter folder): torch's own greedy completions
         prompts = [reference.backend.encode_prompt(q) for q in questions]
-        completions = reference.backend.generate_batch(prompts, Settings(max_new_tokens=160))
+        completions = reference.backend.generate_batch(prompts, Settings())
         sequences = [(p + c, len(p)) for p, c in zip(prompts, completions) if c]
 
     report = {"model": str(model_dir), "variants": {}}

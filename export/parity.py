@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracetutor.runtime.sampling import log_softmax
+from tracetutor.runtime.types import DEFAULT_MAX_NEW_TOKENS
 
 STRESS = "Line one\n\n  two  spaces,\tа tab; ünïcødé 日本語 🙂 — 1,234.50 x 12 = 14814\n   "
 
@@ -49,7 +50,7 @@ def logit_parity(reference, backend, sequences: list[tuple[list[int], int]]) -> 
             "top1_agreement": agree / n if n else None, "max_abs_logit_diff": max_diff}
 
 
-def greedy_parity(reference_engine, engine, questions: list[str], max_new_tokens: int = 160,
+def greedy_parity(reference_engine, engine, questions: list[str], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                   tie_margin: float = 0.1) -> dict:
     """Greedy completions of torch and the variant: identical tokens, and where steps diverge.
 

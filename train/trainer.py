@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tracetutor.files import write_json
 from tracetutor.recipe import Recipe, RecipeError
+from tracetutor.runtime.types import DEFAULT_MAX_NEW_TOKENS
 from tracetutor.trace import load_traces
 
 from .dataset import PadCollator, curriculum_order, encode_example
@@ -296,7 +297,7 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
         return {"rank": rank}
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=160)
+        pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     metrics = {
