@@ -97,7 +97,7 @@ def run_bench(model, variants: list[str], problems: str = "heldout", limit: int 
     """Every variant answers every problem greedily; with `check`, also with checked
     arithmetic (Settings.check), scored under the variant's "checked" key."""
     from tracetutor.recipe import resolve_model
-    from tracetutor.runtime.engine import load
+    from tracetutor.runtime import load
     from tracetutor.runtime.variants import variants_on_disk
 
     model_dir, _ = resolve_model(model)

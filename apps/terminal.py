@@ -280,6 +280,10 @@ class TutorApp(App):
     def loaded(self, choice: ModelChoice, variant: str, engine) -> None:
         self.query_one("#loading").remove_class("shown")
         self.busy = False
+        if self.tutor is not None and self.tutor.engine is not engine:  # one model in memory at a time
+            from tracetutor.runtime import unload
+
+            unload(self.choice.folder, self.variant)
         self.choice, self.variant = choice, variant
         self.tutor = Tutor(engine, model=choice.name)
         if self.question is not None:

@@ -14,12 +14,12 @@ first, so a retrained model never ships variants of its old weights.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-from tracetutor.files import atomic_path, weights_digest, write_json
-from tracetutor.runtime.variants import TORCH, Variant, VariantError, check_fresh, variant_path
+from tracetutor.files import atomic_path, read_json, weights_digest, write_json
+from tracetutor.release import is_release
+from tracetutor.runtime.variants import TORCH, Variant, VariantError, check_fresh, variant_path, variants_on_disk
 
 from . import parity
 
@@ -156,14 +156,25 @@ def export_model(model, targets=DEFAULT_TARGETS, *, n_prompts: int = 48, log=pri
 
     report = {"model": str(model_dir), "variants": {}}
     report_path = model_dir / "export_report.json"
-    if report_path.is_file():  # earlier findings, for the variants still on disk as they were measured
-        earlier = json.loads(report_path.read_text()).get("variants", {})
+    shipped = is_release(model_dir)  # the shipped default: its variants are checked, never written
+    if shipped:
+        missing = [t for t in targets if not _is_fresh(model_dir, t, variant_path(model_dir, t))]
+        if missing:
+            raise ValueError(f"{model_dir} is a shipped release and export writes nothing there; it holds "
+                             f"{', '.join(variants_on_disk(model_dir))}, not {', '.join(missing)}: train your own "
+                             f"run (tracetutor pipeline NAME) to export other variants")
+    elif report_path.is_file():  # earlier findings, for the variants still on disk as they were measured
+        earlier = read_json(report_path).get("variants", {})
         report["variants"] = {v: e for v, e in earlier.items()
                               if _is_fresh(model_dir, v, variant_path(model_dir, v))}
     for variant in targets:
         log(f"export {variant} ...")
         start = time.perf_counter()
-        written = write_variant(model_dir, variant)
+        if shipped:
+            path = variant_path(model_dir, variant)
+            written = {"path": str(path), "bytes": sum(f.stat().st_size for f in [path, *path.glob("*")] if f.is_file())}
+        else:
+            written = write_variant(model_dir, variant)
         seconds = time.perf_counter() - start
         unload(model_dir, variant)  # a rewritten file is loaded afresh
         for rewritten in written.get("rewrote", []):  # its findings were of the file replaced
@@ -177,7 +188,8 @@ def export_model(model, targets=DEFAULT_TARGETS, *, n_prompts: int = 48, log=pri
         entry["bounds"] = dict(zip(("max_mean_kl", "min_top1"), bounds(variant)))
         entry["ok"] = passes(variant, entry)
         report["variants"][variant] = entry
-        write_json(report_path, report)
+        if not shipped:
+            write_json(report_path, report)
         log(format_row(variant, entry))
     return report
 

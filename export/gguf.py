@@ -126,7 +126,7 @@ def quantize_gguf(src_f16: str | Path, out_path: str | Path, qtype: str) -> dict
             llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
         if rc != 0 or not raw.is_file():
             tail = "".join(log).strip().splitlines()[-3:]
-            raise RuntimeError(f"llama.cpp could not quantize {src_f16} to {qtype} (return code {rc}): "
+            raise ValueError(f"llama.cpp could not quantize {src_f16} to {qtype} (return code {rc}): "
                                + " / ".join(tail))
         with atomic_path(out_path) as tmp:
             _copy_with_quantization_key(raw, tmp, qtype)

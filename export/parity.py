@@ -62,7 +62,7 @@ def greedy_parity(reference_engine, engine, questions: list[str], max_new_tokens
 
     ref, var = reference_engine.backend, engine.backend
     prompts = [ref.encode_prompt(q) for q in questions]
-    room = min(getattr(b, "context_length", None) or 1 << 30 for b in (ref, var)) - max(map(len, prompts))
+    room = min(ref.context_length, var.context_length) - max(map(len, prompts))
     # within the context: llama.cpp stops at its end where torch would go on past its positions
     settings = Settings(max_new_tokens=max(1, min(max_new_tokens, room)))
     ref_ids = ref.generate_batch(prompts, settings)

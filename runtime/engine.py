@@ -15,6 +15,7 @@ import sys
 import time
 from contextlib import closing
 from dataclasses import replace
+from pathlib import Path
 from typing import Iterator
 
 from tracetutor.trace import canonical_answer, parse_completion
@@ -373,7 +374,12 @@ def unload(model=None, variant: str | None = None) -> None:
     that a rewritten file is loaded afresh."""
     from tracetutor.recipe import resolve_model
 
-    folder = str(resolve_model(model)[0].resolve()) if model is not None else None
+    if model is not None and not Path(model).is_dir():
+        try:
+            model = resolve_model(model)[0]
+        except ValueError:  # no such model: nothing of it is loaded
+            return
+    folder = str(Path(model).resolve()) if model is not None else None
     for key in list(_LOADED):
         path, v, _ = key
         if (folder is None or path == folder or path.startswith(folder + "/")) and variant in (None, v):

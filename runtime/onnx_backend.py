@@ -13,11 +13,12 @@ takes them) and `past_key_values.{i}.key/value`; its outputs are `logits` and
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from tracetutor.files import read_json
 
 from .chat import render_prompt, template_from_folder, token_bytes_function
 from .sampling import Sampler
@@ -118,7 +119,7 @@ class OnnxBackend:
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-        config = json.loads((folder / "config.json").read_text())
+        config = read_json(folder / "config.json")
         self.n_layers = config["num_hidden_layers"]
         self.context_length = int(config["max_position_embeddings"])
         n_heads = config["num_attention_heads"]
@@ -144,7 +145,7 @@ class OnnxBackend:
 
     def _eos_ids(self, config: dict) -> set[int]:
         gen_file = self.folder / "generation_config.json"
-        eos = json.loads(gen_file.read_text()).get("eos_token_id") if gen_file.is_file() else None
+        eos = read_json(gen_file).get("eos_token_id") if gen_file.is_file() else None
         if eos is None and self.eos_token:
             eos = self.tokenizer.token_to_id(self.eos_token)
         if eos is None:

@@ -14,7 +14,8 @@ What differs from OpenAI:
 - `n` must be 1; `logprobs`, tools and response formats are not supported (the fields are
   ignored, except `n`). The `model` field is accepted whatever it says and the reply names the
   served model.
-- `max_tokens` (or `max_completion_tokens`) defaults to 192, cut to what the context leaves.
+- `max_tokens` (or `max_completion_tokens`) defaults to the runtime's DEFAULT_MAX_NEW_TOKENS,
+  cut to what the context leaves.
   A prompt that does not fit the context with `max_tokens` is a 400 that gives both numbers.
 - A request body over MAX_BODY_BYTES is a 413, refused as soon as its length is known.
 - `top_k` is accepted as an extra field, and so is `check` (a boolean): checked arithmetic,
@@ -47,10 +48,9 @@ from pathlib import Path
 from typing import Any
 
 from .engine import Engine
-from .types import Answer, Backend, Done, Settings, Step, Token
+from .types import DEFAULT_MAX_NEW_TOKENS, Answer, Done, Settings, Step, Token
 from .variants import TORCH
 
-DEFAULT_MAX_TOKENS = Settings().max_new_tokens
 MAX_STOP = 4
 MAX_BODY_BYTES = 1 << 20
 """The largest request body read (1 MiB); a question that fits these models' contexts is far
@@ -213,7 +213,7 @@ def _settings(engine: Engine, question: str, options: dict) -> tuple[Settings, i
         raise _bad(f"the prompt is {n_prompt} tokens, which does not fit this model's context length of "
                    f"{n_ctx} tokens; shorten the question", "messages", "context_length_exceeded")
     if max_tokens is None:
-        max_tokens = min(DEFAULT_MAX_TOKENS, n_ctx - n_prompt)
+        max_tokens = min(DEFAULT_MAX_NEW_TOKENS, n_ctx - n_prompt)
     elif n_prompt + max_tokens > n_ctx:
         raise _bad(f"this model's context length is {n_ctx} tokens, but {n_prompt + max_tokens} were "
                    f"requested ({n_prompt} in the prompt + {max_tokens} max_tokens); shorten the question "

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracetutor.files import DIGEST_PREFIX, sha256_files, weight_files, weights_digest
+from tracetutor.files import DIGEST_PREFIX, read_json, sha256_files, weight_files, weights_digest
 
 TORCH = "torch-fp32"
 KNOWN = ("torch-fp32", "onnx-fp32", "onnx-int8", "onnx-int4", "gguf-f16", "gguf-q8_0", "gguf-q4_k_m")
 ONNX_KINDS = ("fp32", "int8", "int4")
+_GGUF_KIND = re.compile(r"[a-z0-9_]+")  # llama.cpp's type names, as we write them
 GGUF_SOURCE_KEY = "tracetutor.source_sha256"
 
 
@@ -38,7 +38,7 @@ class Variant:
     def parse(cls, name: str) -> Variant:
         fmt, _, kind = str(name).partition("-")
         ok = {"torch": kind == "fp32", "onnx": kind in ONNX_KINDS,
-              "gguf": bool(re.fullmatch(r"[a-z0-9_]+", kind))}.get(fmt, False)
+              "gguf": bool(_GGUF_KIND.fullmatch(kind))}.get(fmt, False)
         if not ok:
             raise VariantError(f"unknown variant {name!r}; variant names: {', '.join(KNOWN)} "
                                "(and gguf-<type> for any llama.cpp quantization type)")
@@ -83,7 +83,8 @@ def variants_on_disk(model_dir: Path) -> list[str]:
     hf = (model_dir / "config.json").is_file() or (model_dir / "adapter_config.json").is_file()
     found = [TORCH] if hf else []
     found += sorted(p.name for p in model_dir.glob("onnx-*") if (p / "model.onnx").is_file())
-    found += sorted({f"gguf-{q}" for p in model_dir.glob("*.gguf") if (q := _gguf_type(p))})
+    # a file named otherwise (`…-Q8_0.gguf` from elsewhere) is not one of ours to list
+    found += sorted({f"gguf-{q}" for p in model_dir.glob("*.gguf") if (q := _gguf_type(p)) and _GGUF_KIND.fullmatch(q)})
     return found
 
 
@@ -164,4 +165,4 @@ def _gguf_source(path: Path) -> str | None:
 
 
 def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(path) if path.is_file() else {}

@@ -16,7 +16,7 @@ PACKAGES = {"tracetutor": ROOT / "src" / "tracetutor", "tracetutor.train": ROOT 
 STAGES = ("train", "export", "runtime", "apps")
 # DESIGN.md's table: what each place may import besides itself and the core
 MAY_IMPORT = {"core": set(), "train": {"runtime"}, "export": {"runtime"}, "runtime": set(), "apps": {"runtime"}}
-ENTRY_POINTS = {"tracetutor.cli", "tracetutor.pipeline", "tracetutor.release"}  # they run stages, importing each lazily
+ENTRY_POINTS = {"tracetutor.cli", "tracetutor.pipeline"}  # they run stages, importing each lazily
 
 
 def _modules() -> dict[str, Path]:

@@ -64,6 +64,8 @@ class FixedGreedy:
     """A backend answering question i with completions[i]; as torch, its last logits row after
     any prefix of question i's answer has a top-2 margin of margins[i]."""
 
+    context_length = 64
+
     def __init__(self, completions, margins=None):
         self.completions, self.margins = completions, margins
 

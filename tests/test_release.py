@@ -13,7 +13,7 @@ pytest.importorskip("llama_cpp")
 def released(trained_micro, tmp_path, monkeypatch):
     from tracetutor.pipeline import bench_heldout, export_variants
     from tracetutor.recipe import load_recipe
-    from tracetutor.release import make_release
+    from tracetutor.pipeline import release as make_release
 
     recipe, _ = trained_micro
     root = tmp_path / "models"
@@ -34,6 +34,7 @@ def test_a_release_holds_the_model_one_gguf_and_their_provenance(released):
     assert meta["weights_sha256"] == weights_digest(run.dir) == weights_digest(out)
     assert meta["fingerprints"]["model"] == json.loads((run.dir / "train_metrics.json").read_text())["fingerprint"]
     assert meta["variant"] == "gguf-q8_0" and meta["heldout"]["gguf-q8_0"]["n"] > 0
+    assert meta["heldout"]["gguf-q8_0"]["checked_accuracy"] is not None
     for name, f in meta["files"].items():  # every file is listed with its hash
         assert sha256_files([out / name]) == f["sha256"]
     assert {"model.safetensors", "tokenizer.json", "data/heldout.jsonl", "bench.json", "micro.toml"} <= set(meta["files"])
@@ -63,7 +64,7 @@ def test_the_release_is_found_by_name_until_the_recipe_has_its_own_run(released)
 
 
 def test_a_release_refuses_a_stale_run(released):
-    from tracetutor.release import make_release
+    from tracetutor.pipeline import release as make_release
 
     out, run = released
     toml = run.path
@@ -72,3 +73,14 @@ def test_a_release_refuses_a_stale_run(released):
 
     with pytest.raises(ValueError, match="not the one .* describes now"):
         make_release(load_recipe(toml), "gguf-q8_0", log=lambda m: None)
+
+
+def test_export_checks_a_releases_variants_and_writes_nothing_there(released, capsys):
+    from tracetutor.cli import main
+
+    out, run = released
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert main(["export", str(out), "--to", "gguf-q8_0"]) == 0  # measured again, not rewritten
+    assert main(["export", str(out), "--to", "gguf-q4_k_m"]) == 2
+    assert "is a shipped release and export writes nothing there" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before

@@ -91,7 +91,8 @@ def cmd_export(args) -> int:
         print(json.dumps(report))
     else:
         print(format_table({"variants": {v: report["variants"][v] for v in targets}}))
-        print(f"report: {Path(report['model']) / 'export_report.json'}")
+        if (path := Path(report["model"]) / "export_report.json").is_file():
+            print(f"report: {path}")
     if failed:
         print(f"parity failed for {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
@@ -147,7 +148,7 @@ def _chat_samples(engine, args, settings) -> int:
     for i, (step, conf) in enumerate(zip(sol.trace.steps, sol.trace.step_confidence or []), 1):
         sure = "" if conf is None else f"   (confidence {math.exp(conf):.0%})"
         print(f"Step {i}: {step}{sure}")
-    won = sol.votes.get(str(sol.answer), 0) if sol.answer is not None else 0
+    won = round(sol.share * len(sol.traces)) if sol.answer is not None else 0
     print(f"Answer: {sol.answer}   ({won} of {len(sol.traces)} traces agree)")
     print("votes: " + ", ".join(f"{k}: {v}" for k, v in sol.votes.items()), file=sys.stderr)
     _print_stats(sol.trace.stats)
@@ -205,9 +206,9 @@ def cmd_tutor(args) -> int:
     try:
         from tracetutor.apps.terminal import run
     except ModuleNotFoundError as e:
-        if e.name != "textual":
+        if e.name not in ("textual", "rich", "platformdirs"):
             raise
-        raise ImportError("the terminal tutor needs textual: pip install 'tracetutor[runtime]'") from None
+        raise ImportError(f"the terminal tutor needs {e.name}: pip install 'tracetutor[runtime]'") from None
 
     run(args.model, args.variant)
     return 0
@@ -249,9 +250,9 @@ def cmd_pipeline(args) -> int:
 # ---------------------------------------------------------------- release
 
 def cmd_release(args) -> int:
-    from tracetutor.release import make_release
+    from tracetutor.pipeline import release
 
-    make_release(args.model, args.variant, log=lambda m: print(m, file=sys.stderr))
+    release(args.model, args.variant, log=lambda m: print(m, file=sys.stderr))
     return 0
 
 

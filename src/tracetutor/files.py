@@ -1,7 +1,9 @@
 """Files the stages write: whole or not at all, and the one hash that names a model's weights.
 
-Every stage writes through `atomic_path`, so a file under its final name is always complete:
-a run killed half way leaves the old file or none, never a truncated one. Every exported
+Stages write through `atomic_path`, so a file under its final name is complete: a run killed
+half way leaves the old file or none, never a truncated one. (The trainer's final weights are
+the exception: its metrics are written last and removed first, so a model without them is
+retrained.) Every exported
 variant records `weights_digest` of the model it came from, so the runtime can tell a stale
 variant from a fresh one by comparing two strings.
 """
@@ -12,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -25,14 +28,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     without error it replaces `path`, otherwise it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # beside the target, so the rename never crosses file systems
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # beside the target, so the rename never crosses file systems; one per process and thread
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     _remove(tmp)
     try:
         yield tmp
         if tmp.is_file():
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
+            if path.is_dir():
+                raise IsADirectoryError(f"{path}: is a folder; not replaced by a file")
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)  # a folder cannot be replaced by rename; the gap is as short as it can be
         os.replace(tmp, path)
@@ -55,6 +60,14 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, obj) -> None:
     write_text(path, json.dumps(obj, indent=1) + "\n")
+
+
+def read_json(path: str | Path):
+    """The JSON in `path`; ValueError naming the file if it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e}); restore or re-create it") from None
 
 
 def sha256_files(files: Iterable[str | Path]) -> str:

@@ -180,3 +180,87 @@ def run_pipeline(recipe: Recipe, *, force: bool = False, export: bool = True, lo
     bench = bench_heldout(recipe, variants, check=True, force=force)
     stage("report")
     return {"train": metrics, "export": report, "bench": bench, "report": write_report(recipe)}
+
+
+def release(recipe: Recipe | str, variant: str = "gguf-q8_0", *, log=print) -> Path:
+    """Copy recipe's trained model, its `variant` and its held-out benchmark into its release
+    folder with their provenance; ValueError if anything is missing, stale or too large."""
+    import datetime
+    import shutil
+
+    from tracetutor.files import atomic_path, sha256_files, weights_digest
+    from tracetutor.recipe import load_recipe
+    from tracetutor.release import MAX_BYTES, MODEL_FILES, RECORDS, release_dir
+    from tracetutor.runtime.variants import check_fresh, variant_path
+
+    recipe = load_recipe(recipe) if isinstance(recipe, str) else recipe
+    src = recipe.dir
+    metrics = _required_json(src / "train_metrics.json", f"train it first: tracetutor train {recipe.name}")
+    if metrics.get("fingerprint") != model_fingerprint(recipe):
+        raise ValueError(f"{src}: the trained model is not the one {recipe.path} describes now; "
+                         f"retrain it: tracetutor train {recipe.name}")
+    gguf = variant_path(src, variant)
+    if not gguf.exists():
+        raise ValueError(f"{gguf}: no {variant} variant; export it: tracetutor export {recipe.name} --to {variant}")
+    check_fresh(src, variant, gguf)
+    bench = _required_json(src / "bench.json", f"bench it first: tracetutor pipeline {recipe.name}")
+    scores = bench.get("variants", {}).get(variant)
+    if scores is None:
+        raise ValueError(f"{src / 'bench.json'}: no held-out result for {variant}; run tracetutor pipeline {recipe.name}")
+    files = [f for f in MODEL_FILES if (src / f).is_file()] + [f for f in RECORDS if (src / f).is_file()]
+    size = sum((src / f).stat().st_size for f in files) + gguf.stat().st_size
+    if size > MAX_BYTES:
+        raise ValueError(f"a release of {recipe.name} with {variant} would weigh {size / 1e6:.1f} MB, over "
+                         f"{MAX_BYTES / 1e6:.0f} MB; choose a smaller variant with --variant")
+    out = release_dir(recipe.name)
+    if out.is_dir() and not (out / "release.json").is_file():
+        raise ValueError(f"{out}: exists and is not a release; move it away first")
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for f in files:
+            (tmp / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / f, tmp / f)
+        shutil.copy2(gguf, tmp / gguf.name)
+        shutil.copy2(recipe.path, tmp / recipe.path.name)
+        write_json(tmp / "release.json", {
+            "name": recipe.name,
+            "recipe": recipe.path.name,
+            "recipe_sha256": sha256_files([recipe.path]),
+            "fingerprints": {"data": data_fingerprint(recipe), "tokenizer": tokenizer_fingerprint(recipe),
+                             "model": model_fingerprint(recipe)},
+            "weights_sha256": weights_digest(src),
+            "commit": _commit(),
+            "released": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "variant": variant,
+            "train": {k: metrics.get(k) for k in ("parameters", "steps", "tokens", "train_seconds", "tokens_per_s",
+                                                 "precision", "final_loss")},
+            "heldout": {v: {"n": s.get("n"), "accuracy": s.get("accuracy"),
+                            "checked_accuracy": (s.get("checked") or {}).get("accuracy")}
+                        for v, s in bench.get("variants", {}).items() if v in ("torch-fp32", variant)},
+            "files": {p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256_files([p])}
+                      for p in sorted(tmp.rglob("*")) if p.is_file()},
+        })
+    log(f"released {recipe.name} ({size / 1e6:.1f} MB) in {out}; to ship it: git add -f {out}")
+    return out
+
+
+def _required_json(path: Path, advice: str) -> dict:
+    if not path.is_file():
+        raise ValueError(f"{path}: missing; {advice}")
+    from tracetutor.files import read_json
+
+    return read_json(path)
+
+
+def _commit() -> str | None:
+    """The commit the code stands at, marked `-dirty` when the tree has uncommitted changes."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

@@ -52,7 +52,7 @@ def synth_traces(n: int, seed: int, *, levels=LEVELS, families=None) -> list[Tra
         while got < want:
             tries += 1
             if tries > 20 * want + 1000:
-                raise RuntimeError(f"{name} at level {level}: only {got} distinct questions in {tries} draws")
+                raise ValueError(f"{name} at level {level}: only {got} distinct questions in {tries} draws; ask for fewer traces")
             question, steps, answer = FAMILIES[name](cell_rng, level)
             if normalise(question) in seen:
                 continue
