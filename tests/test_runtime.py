@@ -58,7 +58,7 @@ def test_chat_json_and_bench_json(trained_micro):
     out = cli("chat", str(recipe.dir), "--json", "--max-tokens", "40", "What is 3 + 4?")
     assert out.returncode == 0, out.stderr
     reply = json.loads(out.stdout)
-    assert set(reply) == {"answer", "steps", "stats"} and reply["stats"]["tokens_per_s"] > 0
+    assert set(reply) == {"answer", "steps", "corrected_from", "stats"} and reply["stats"]["tokens_per_s"] > 0
     out = cli("bench", str(recipe.dir), "--variants", "torch-fp32", "--problems", "heldout", "--json", "--limit", "12")
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)["variants"]["torch-fp32"]
