@@ -340,7 +340,7 @@ def build_app(catalog: list[ModelChoice], load: Callable = _load_engine, start: 
         try:
             tutor = session.ask(question, check, temperature)
             yield from solving(session, tutor, samples, temperature)
-        except ValueError as e:  # an empty or over-long question, bad settings
+        except (ValueError, OSError) as e:  # an empty or over-long question, bad settings, history not saved
             raise fail(e) from None
 
     def solving(session: Session, tutor: Tutor, samples: int, temperature: float):
@@ -376,19 +376,20 @@ def build_app(catalog: list[ModelChoice], load: Callable = _load_engine, start: 
         session = session or Session()
         try:
             hint = session.ask(question, check, temperature).hint()
-        except ValueError as e:
+            shown = saved(session)
+        except (ValueError, OSError) as e:
             raise fail(e) from None
         if hint is None:
             gr.Info("No more hints: the answer is out. Ask another question, or check your own work.")
-        return session, *saved(session)
+        return session, *shown
 
     def on_check(session: Session | None, question: str, answer: str, steps: str, check: bool, temperature: float):
         session = session or Session()
         try:
             session.ask(question, check, temperature).check_work(answer, steps)
-        except ValueError as e:
+            return session, *saved(session)
+        except (ValueError, OSError) as e:
             raise fail(e) from None
-        return session, *saved(session)
 
     def on_new(session: Session | None):
         session = session or Session()
