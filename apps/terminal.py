@@ -89,9 +89,10 @@ class PickModel(ModalScreen[tuple[Path, str] | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, catalog: list[ModelChoice]):
+    def __init__(self, catalog: list[ModelChoice], current: tuple[Path, str] | None = None):
         super().__init__()
         self.choices = [(m, v.name) for m in catalog for v in m.variants]
+        self.current = current  # the model in use, highlighted when the list opens
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -101,7 +102,12 @@ class PickModel(ModalScreen[tuple[Path, str] | None]):
                             "tracetutor pipeline tiny-tutor")
             options = [Option(variant_label(m, v) + ("  (default)" if m.default else ""), id=str(i))
                        for i, (m, v) in enumerate(self.choices)]
-            yield OptionList(*options, id="models")
+            in_use = [i for i, (m, v) in enumerate(self.choices)
+                      if self.current is not None and (m.folder.resolve(), v) == self.current]
+            picker = OptionList(*options, id="models")
+            if in_use:
+                picker.highlighted = in_use[0]
+            yield picker
 
     @on(OptionList.OptionSelected)
     def picked(self, event: OptionList.OptionSelected) -> None:
@@ -469,7 +475,8 @@ class TutorApp(App):
         except (ValueError, OSError) as e:
             self.fail("Could not list the models", e)
             return
-        self.push_screen(PickModel(catalog), self.model_picked)
+        current = (self.choice.folder.resolve(), self.variant) if self.choice is not None else None
+        self.push_screen(PickModel(catalog, current), self.model_picked)
 
     def model_picked(self, picked) -> None:
         if picked is not None:

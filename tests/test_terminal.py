@@ -144,14 +144,21 @@ def test_a_damaged_model_is_a_message_and_another_model_can_be_picked(shelf):
         await pilot.press("m")
         await pilot.pause()
         options = app.screen.query_one(OptionList)
-        assert [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)] == [
-            "broken · gguf-q8_0 · 104 B", "scripted · gguf-q8_0 · 0 B"]
-        await pilot.press("down", "enter")
+        prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        shipped = [p for p in prompts if p.endswith("(default)")]  # the shipped default comes first
+        assert prompts == shipped + ["broken · gguf-q8_0 · 104 B", "scripted · gguf-q8_0 · 0 B"]
+        assert options.highlighted == 0  # no model is in use
+        await pilot.press(*["down"] * (len(shipped) + 1), "enter")
         await settle(pilot)
         assert str(app.query_one("#model", Static).content) == "scripted · gguf-q8_0 · 0 B"
         await pilot.press("s")  # the question asked before the model loaded is kept
         await settle(pilot)
         assert messages(app)[-1].endswith("Answer: 15")
+        await pilot.press("m")
+        await pilot.pause()
+        options = app.screen.query_one(OptionList)
+        assert str(options.get_option_at_index(options.highlighted).prompt) == "scripted · gguf-q8_0 · 0 B"
+        await pilot.press("escape")
 
     drive(TutorApp(models / "broken", loader=loader), script)
 
