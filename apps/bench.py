@@ -17,6 +17,11 @@ from tracetutor.trace import Trace, TraceFileError, answers_match, iter_records
 from tracetutor.verify import find_claims, verify_step
 
 
+HANDWRITTEN = Path(__file__).resolve().parent.parent / "tests" / "data" / "handwritten.jsonl"
+"""Textbook problems written by hand, not by the curriculum's templates: a test set no recipe
+trains on (tests/test_bench_handwritten.py checks that no generated question matches one)."""
+
+
 class ProblemsError(ValueError):
     """A problems file that cannot be read; the message names the file, line and field."""
 
@@ -50,9 +55,12 @@ def _problem(record, path: Path, n: int) -> dict:
 
 
 def problems_path(model_dir: Path, problems: str) -> Path:
-    """`heldout` is the recipe's held-out split; anything else is a file."""
+    """`heldout` is the recipe's held-out split, `handwritten` the hand-written test set;
+    anything else is a file."""
     if problems == "heldout":
         return model_dir / "data" / "heldout.jsonl"
+    if problems == "handwritten":
+        return HANDWRITTEN
     return Path(problems)
 
 
