@@ -64,6 +64,33 @@ def problems_path(model_dir: Path, problems: str) -> Path:
     return Path(problems)
 
 
+def load_problems(model_dir: Path, problems: str, limit: int | None = None) -> tuple[Path, list[dict]]:
+    """(where the problems come from, the problems): `probes` are the held-out split's first
+    `limit` problems in every probe form (apps/probes.py); anything else as problems_path says."""
+    if problems == "probes":
+        from .probes import build_probes, training_questions
+
+        path = problems_path(model_dir, "heldout")
+        return path, build_probes(read_problems(path, limit), seed=0, train_questions=training_questions(model_dir))
+    path = problems_path(model_dir, problems)
+    return path, read_problems(path, limit)
+
+
+def by_form(problems: list[dict], correct: list[bool]) -> dict:
+    """Probe accuracy per form beside the accuracy of the same problems' originals:
+    {form: {"accuracy", "n", "original_accuracy"}}; {} for problems that are not probes."""
+    if not any("form" in p for p in problems):
+        return {}
+    original = {p["probe_of"]: ok for p, ok in zip(problems, correct) if p.get("form") == "original"}
+    forms: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
+    for p, ok in zip(problems, correct):
+        if "form" in p and p["probe_of"] in original:
+            forms[p["form"]].append((ok, original[p["probe_of"]]))
+    return {f: {"accuracy": round(sum(a for a, _ in pairs) / len(pairs), 4), "n": len(pairs),
+                "original_accuracy": round(sum(o for _, o in pairs) / len(pairs), 4)}
+            for f, pairs in forms.items()}
+
+
 def score(problems: list[dict], outputs) -> dict:
     """Accuracy overall, by family and by difficulty, and the share of generated steps that
     verify; `outputs` are engine Done results in the order of `problems`. With checked
@@ -92,6 +119,7 @@ def score(problems: list[dict], outputs) -> dict:
         "correct": sum(correct),
         "by_family": {k: acc(v) for k, v in sorted(groups["by_family"].items())},
         "by_difficulty": {k: acc(v) for k, v in sorted(groups["by_difficulty"].items())},
+        **({"by_form": forms} if (forms := by_form(problems, correct)) else {}),
         "step_validity": round(steps_ok / steps_n, 4) if steps_n else None,
         "mean_tokens": round(sum(o.stats.get("n_tokens", 0) for o in outputs) / max(len(outputs), 1), 1),
         **({"corrected_share": round(sum(bool(o.stats["corrected_steps"]) for o in outputs) / len(outputs), 4)}
@@ -111,8 +139,7 @@ def run_bench(model, variants: list[str], problems: str = "heldout", limit: int 
     model_dir, _ = resolve_model(model)
     if variants == ["all"]:
         variants = variants_on_disk(model_dir)
-    path = problems_path(model_dir, problems)
-    items = read_problems(path, limit)
+    path, items = load_problems(model_dir, problems, limit)
     report = {"model": str(model_dir), "problems": str(path), "n": len(items), "variants": {}}
     for variant in variants:
         engine = load(model_dir, variant, threads=threads)

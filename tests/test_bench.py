@@ -120,3 +120,19 @@ def test_limit_below_one_is_refused(tmp_path, capsys, limit):
     assert main(["bench", str(tmp_path), "--problems", str(path), "--limit", limit]) == 2
     err = capsys.readouterr().err
     assert err == f"tracetutor: error: --limit must be at least 1, got {limit}\n"
+
+
+def test_score_of_probes_gives_each_form_beside_its_originals():
+    problems = [
+        {"id": "a#original", "question": "qa", "answer": "1", "form": "original", "probe_of": "a"},
+        {"id": "b#original", "question": "qb", "answer": "2", "form": "original", "probe_of": "b"},
+        {"id": "a#noop", "question": "qa2", "answer": "1", "form": "noop", "probe_of": "a"},
+        {"id": "b#noop", "question": "qb2", "answer": "2", "form": "noop", "probe_of": "b"},
+        {"id": "b#symbolic", "question": "qb3", "answer": "5", "form": "symbolic", "probe_of": "b"},
+    ]
+    outputs = [done([], "1", 1), done([], "3", 1), done([], "9", 1), done([], "2", 1), done([], "5", 1)]
+    r = score(problems, outputs)
+    assert r["by_form"] == {"original": {"accuracy": 0.5, "n": 2, "original_accuracy": 0.5},
+                            "noop": {"accuracy": 0.5, "n": 2, "original_accuracy": 0.5},
+                            "symbolic": {"accuracy": 1.0, "n": 1, "original_accuracy": 0.0}}
+    assert "by_form" not in score(PROBLEMS, OUTPUTS)
