@@ -66,7 +66,12 @@ def problems_path(model_dir: Path, problems: str) -> Path:
 
 def load_problems(model_dir: Path, problems: str, limit: int | None = None) -> tuple[Path, list[dict]]:
     """(where the problems come from, the problems): `probes` are the held-out split's first
-    `limit` problems in every probe form (apps/probes.py); anything else as problems_path says."""
+    `limit` problems in every probe form (apps/probes.py), `gsm8k` GSM8K's test set
+    (apps/gsm8k.py); anything else as problems_path says."""
+    if problems == "gsm8k":
+        from .gsm8k import GSM8K, read_gsm8k
+
+        return GSM8K, read_gsm8k(GSM8K, limit)
     if problems == "probes":
         from .probes import build_probes, training_questions
 
@@ -120,12 +125,19 @@ def score(problems: list[dict], outputs) -> dict:
         "by_family": {k: acc(v) for k, v in sorted(groups["by_family"].items())},
         "by_difficulty": {k: acc(v) for k, v in sorted(groups["by_difficulty"].items())},
         **({"by_form": forms} if (forms := by_form(problems, correct)) else {}),
+        **({"gsm8k": _gsm8k(problems, outputs)} if problems and "target" in problems[0] else {}),
         "step_validity": round(steps_ok / steps_n, 4) if steps_n else None,
         "mean_tokens": round(sum(o.stats.get("n_tokens", 0) for o in outputs) / max(len(outputs), 1), 1),
         **({"corrected_share": round(sum(bool(o.stats["corrected_steps"]) for o in outputs) / len(outputs), 4)}
            if outputs and "corrected_steps" in outputs[0].stats else {}),
         "wrong": wrong,
     }
+
+
+def _gsm8k(problems: list[dict], outputs) -> dict:
+    from .gsm8k import score_gsm8k
+
+    return score_gsm8k(problems, [o.text for o in outputs])
 
 
 def run_bench(model, variants: list[str], problems: str = "heldout", limit: int | None = None,
