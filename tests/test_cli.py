@@ -25,7 +25,7 @@ def test_synth_then_verify(tmp_path, capsys):
     capsys.readouterr()
     assert main(["data", "verify", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report == {"total": 60, "passed": 60, "failures": []}
+    assert report == {"total": 60, "passed": 60, "failures": [], "claims": report["claims"], "unverifiable": 0}
 
 
 def test_verify_reports_a_bad_trace_and_a_malformed_line(tmp_path, capsys):

@@ -1,11 +1,14 @@
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from tracetutor.trace import Trace, TraceFileError
-from tracetutor.verify import (correct_step, find_claims, main_verify, trace_failures, verify_file, verify_step,
-                              verify_trace)
+from tracetutor.verify import (correct_step, find_claims, main_verify, review_trace, step_claims, trace_failures,
+                              verify_file, verify_step, verify_trace)
+
+GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k"
 
 
 def trace(steps, answer, id="t"):
@@ -52,7 +55,7 @@ def trace(steps, answer, id="t"):
         ("1/2 of 30 = 16", False),
         ("1/2 = 50%", True),
         ("2 x 3 = 6 x 1 = 6", True),  # every side of a chain has the same value
-        ("2 * 3 = 6 * 4 = 24", False),
+        ("2 * 3 = 7 * 4 = 28", False),
         ("10 / 3 = 3.33", True),  # a rounded decimal for a value with no finite expansion
         ("2.45 + 0.01 = 2.5", False),  # but not for one that has one
         ("3 times 4 = 12", True),
@@ -154,8 +157,9 @@ def test_answer_without_claims_must_appear_in_the_last_step():
     assert verify_trace(trace(["The day after Monday is Tuesday."], "Tuesday"))["answer"]
 
 
-def test_answer_only_trace_passes():
-    assert verify_trace(trace([], "24")) == {"answer": True, "steps": []}
+def test_a_trace_with_no_steps_is_rejected():
+    assert verify_trace(trace([], "24")) == {"answer": False, "steps": []}
+    assert trace_failures(trace([], "24")) == ["no steps: a trace shows at least one step"]
 
 
 def test_non_numeric_answer_fails_when_steps_compute():
@@ -191,11 +195,12 @@ def test_main_verify_text_and_json(mixed_file, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{mixed_file}:3 bad: step 1: 3 x 4 = 13 is false (3 x 4 = 12)"
     assert out[1].startswith(f"{mixed_file}:4: invalid JSON")
-    assert out[-1] == "2/4 traces passed"
+    assert out[-1] == "2/4 traces passed (claims: 4 true, 1 false, 0 unverifiable)"
 
     assert main_verify(mixed_file, as_json=True) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["total"] == 4 and report["passed"] == 2
+    assert report["claims"] == {"true": 4, "false": 1, "unverifiable": 0} and report["unverifiable"] == 0
 
 
 @pytest.mark.parametrize("content", ["", "\n  \n\n", "\ufeff\n"])
@@ -214,7 +219,7 @@ def test_main_verify_all_good(tmp_path, capsys):
     path = tmp_path / "ok.jsonl"
     path.write_text(json.dumps({"id": "a", "question": "q", "steps": ["2 + 2 = 4"], "answer": "4"}) + "\n")
     assert main_verify(path, as_json=False) == 0
-    assert capsys.readouterr().out.strip() == "1/1 traces passed"
+    assert capsys.readouterr().out.strip() == "1/1 traces passed (claims: 1 true, 0 false, 0 unverifiable)"
 
 
 @pytest.mark.parametrize("step, fixed", [
@@ -241,6 +246,97 @@ def test_correct_step_replaces_only_the_false_results(step, fixed):
     "10 / 3 = 4",  # the exact value has no finite decimal
     "12 = 3 x 5",  # the result is not on the right
     "<<48/2=25>>25",  # annotations repeat their result outside
+    "2(3 + 4) = 15",  # implicit multiplication is not read, so not "corrected" to 7
 ])
 def test_correct_step_leaves_what_it_cannot_correct(step):
     assert correct_step(step) is None
+
+
+# --- three outcomes: forms the verifier does not read are unverifiable, never false ----------
+
+
+@pytest.mark.parametrize("step, reason", [
+    ("2(3) = 6", "implicit multiplication"),
+    ("2(3 + 4) = 14", "implicit multiplication"),
+    ("Rodney:8(20)-14=146 pounds", "implicit multiplication"),
+    ("8 people eat 1 1/2 rolls each, 8 x 1 1/2 = 12 rolls.", "a mixed number"),
+    ("12 x 1 and 1/4 = 15", "a mixed number"),
+    ("17/3 = 5 and 2/3 loads", "a mixed number"),
+    ("60g * 4/5 = 240g/5 = 48", "a word inside the expression"),
+    ("3N + 3 = 18", "a variable in the expression"),
+    ("We know that e - 20 = 1/5e", "a variable in the expression"),
+    ("120% = 1.2", "a change of units or form"),
+    ("2 hours = 120 minutes", "no arithmetic"),
+    ("9 teaspoons / 21 teaspoons * 100% = 42.857", "a percentage read as a plain number"),
+    ("she was able to sell 50/ 1/2 = 100 half dozens", "a division whose spacing groups it otherwise"),
+    ("600 miles / 50 miles per hour = 12 hours * 60 minutes per hour = 720 minutes", "a running computation"),
+    ("2 * 3 = 6 * 4 = 24", "a running computation"),
+    ("100 stickers / 3 friends = 33 stickers for each friend, with 1 remaining", "a quotient with a remainder"),
+    ("He spends 50 cents because $1 / 2 = 50 cents", "a change of units"),
+    ("Lazlo = 4 pounds - 6 ounces = 58 ounces", "numbers of different units added"),
+    ("He has to leave 0900-0130 = 0730 hours", "a number with a leading zero"),
+    ("Over 50:40-4-24=12 Judges", "a number glued to the expression"),
+    ("Let N be the smallest number.", "no arithmetic"),
+])
+def test_forms_it_does_not_read_are_unverifiable(step, reason):
+    claims = step_claims(step)
+    assert {c.outcome for c in claims} == {"unverifiable"}, claims
+    assert claims[0].reason.startswith(reason) and claims[0].ok
+    assert find_claims(step) == [] and verify_step(step).ok
+    assert correct_step(step) is None  # nothing is "corrected" that was not read
+
+
+@pytest.mark.parametrize("step, text", [
+    ("so S + 143 = 200 - 16 = 184.", "200 - 16 = 184"),  # the variable cuts the first side only
+    ("Middle Tree:150(2/3)=300/3=100 feet", "300/3=100"),
+    ("Week 1:600/2=300", "600/2=300"),  # `1:60` is no time of day
+    ("6 desks/row * 2 students / 3 desks = 4 students/row", "6 desks/row * 2 students / 3 desks = 4"),
+    ("Remaining 10 = 62,300/10 = $6230", "62,300/10 = $6230"),  # a number labelling the claim
+    ("5/5 – 1/5 = 4/5 for other things", "5/5 – 1/5 = 4/5"),  # an en dash subtracts
+    ("20 minutes / 240 minutes x 100% = 8.333...%, about 8%", "20 minutes / 240 minutes x 100% = 8.333...%"),
+])
+def test_what_is_read_around_such_forms_is_checked(step, text):
+    claims = find_claims(step)
+    assert [(c.text, c.outcome) for c in claims] == [(text, "true")]
+
+
+@pytest.mark.parametrize("step", [
+    "29 + 24 decorations already up = 83 total decorations",  # a sentence is not a unit
+    "Juwan is 1/3 of Solomon = 66/3 = 22",
+])
+def test_words_of_a_sentence_are_not_units(step):
+    assert all(c.outcome != "false" for c in step_claims(step))
+
+
+def test_unverifiable_steps_never_fail_a_trace_and_are_counted():
+    t = trace(["Let x be the number of apples.", "2(3 + 4) = 14", "x = 14"], "14")
+    review = review_trace(t)
+    assert review.failures == [] and review.checks == {"answer": True, "steps": [True, True, True]}
+    assert review.counts() == {"true": 0, "false": 0, "unverifiable": 3}
+
+
+def test_the_answer_follows_what_the_trace_concludes():
+    assert verify_trace(trace(["12 + 12 = 24", "24 - 16 = 8", "Thus he has 8 left"], "8"))["answer"]
+    assert verify_trace(trace(["3x + 4 = 58", "3x = 54", "so x = 18"], "18"))["answer"]
+    assert verify_trace(trace(["24 / 2 = 12 sodas.", "12 / 2 = 6 sodas. It takes 3 weeks."], "3"))["answer"]
+    assert verify_trace(trace(["17 000 / 5 = 3 400 people a year."], "3400"))["answer"]
+    assert verify_trace(trace(["4 + 3 = 7:00 pm"], "7"))["answer"]
+    assert verify_trace(trace(["12 + 12 = 24", "That is all."], "24"))["answer"]  # the last step with a number
+    bad = trace(["12 + 12 = 24", "Thus he has 8 left"], "24")
+    assert trace_failures(bad) == ["answer '24' does not appear in the last step"]
+
+
+@pytest.mark.skipif(not (GSM8K / "train.jsonl").is_file(), reason=f"GSM8K is not in {GSM8K}")
+def test_gsm8k_reference_errors_are_false_and_the_rest_is_not():
+    lines = (GSM8K / "train.jsonl").read_text(encoding="utf-8").splitlines()
+
+    def solution(n):
+        return json.loads(lines[n - 1])["answer"].split("\n")
+
+    # real errors in the reference solutions (line numbers in train.jsonl)
+    assert not verify_step(solution(4692)[0]).ok  # 2*8 = 24 hours
+    assert not verify_step(solution(6257)[1]).ok  # 10 x 1,248 = 11,480
+    assert not verify_step(solution(6701)[1]).ok  # 2 / 12 = .125
+    # forms that read false word by word but are not errors
+    for n, k in [(9, 2), (3401, 7), (198, 1), (809, 1), (3072, 0), (4380, 0), (875, 1), (4560, 1), (658, 3)]:
+        assert all(c.outcome != "false" for c in step_claims(solution(n)[k])), (n, solution(n)[k])
