@@ -303,6 +303,12 @@ def test_what_is_read_around_such_forms_is_checked(step, text):
 @pytest.mark.parametrize("step", [
     "29 + 24 decorations already up = 83 total decorations",  # a sentence is not a unit
     "Juwan is 1/3 of Solomon = 66/3 = 22",
+    "Therefore X = 9 because - 18/-2 = 9",
+    "Trisha's pay is 15 dollars an hour x 40 hours per week x 52 weeks = 31,200 dollars",
+    "10 pages per day on day 1 * 2 = 20 pages per day for days 2 through 7",
+    "Subtract Weeks 3-4 from Weeks 1-2 = 96 - 70 = 26",
+    "he has to make a total of $100+($100*(10/100) = $110 from sales",
+    "The proportions total 2.46 because .8 + . 84 + .82 = 2.46",
 ])
 def test_words_of_a_sentence_are_not_units(step):
     assert all(c.outcome != "false" for c in step_claims(step))

@@ -143,15 +143,20 @@ def _is_unit(word: _Token) -> bool:
 # Words that make a sentence, never a unit: `29 + 24 decorations already up = 83` and
 # `1/3 of Solomon = 22` are not `29 + 24 = 83` and `1/3 = 22`.
 _NOT_UNITS = {"of", "is", "are", "was", "were", "be", "and", "or", "the", "an", "to", "for", "in", "on", "at",
-              "by", "so", "then", "that", "which", "it", "has", "have", "had", "will", "from", "with", "than"}
+              "by", "so", "then", "that", "which", "it", "has", "have", "had", "will", "from", "with", "than",
+              "because", "since", "as", "if", "but", "when", "while", "after", "before", "thus", "therefore"}
+# A number after these words names a thing (`day 1 * 2`, `Weeks 1-2 = 96 - 70`), it is no operand.
+_NAMING = {"day", "week", "month", "year", "step", "round", "game", "level", "grade", "chapter", "quarter", "part",
+           "stage", "room", "number", "no"}
 
 
 def _are_units(words: list[_Token]) -> bool:
     """Whether words after a number can be its units: one or two words such as `apples` or
     `cubic inches`, or a rate such as `miles per hour`, with no lone letter and no word of a
     sentence."""
-    rate = len(words) == 3 and words[1].text.lower() == "per"
-    return (len(words) <= 2 or rate) and all(_is_unit(w) and w.text.lower() not in _NOT_UNITS for w in words)
+    if len(words) == 3 and words[1].text.lower() in ("per", "a", "an"):  # `dollars an hour`
+        words = [words[0], words[2]]
+    return len(words) <= 2 and all(_is_unit(w) and w.text.lower() not in _NOT_UNITS for w in words)
 
 
 def _unit_name(word: str) -> str:
@@ -468,10 +473,19 @@ def _cut_before(text: str, tokens: list[_Token], a: int) -> str:
         return "implicit multiplication"
     if before.kind == "num":
         return "a mixed number" if fraction else "two numbers with no operator between them"
-    if before.kind == "op":
-        return "a word inside the expression"
-    if before.kind == "break" and before.text.lower() == "and" and a >= 2 and tokens[a - 2].kind == "num" and fraction:
+    if before.kind == "op" or (before.kind == "(" and a >= 2 and tokens[a - 2].kind in ("op", "num")):
+        return "a word inside the expression"  # `60g * 4/5 = 48`, `$100+($100*(10/100) = $110`
+    words = before.text.split() if before.kind == "break" and before.text[:1].isalpha() else []
+    last_word = words[-1].lower() if words else ""
+    if last_word == "and" and a >= 2 and tokens[a - 2].kind == "num" and fraction:
         return "a mixed number"  # `1 and 1/4`
+    after_number = a >= 2 and tokens[a - 2].kind in ("num", ")")
+    punctuation = before.kind == "break" and not last_word
+    operator_word = last_word in _WORD_OPS or [w.lower() for w in words[-2:]] == ["divided", "by"]
+    if (after_number and operator_word) or (punctuation and tokens[a - 2].kind == "op"):
+        return "a word inside the expression"  # `15 dollars an hour x 40 hours`, `.8 + . 84`
+    if after_number and last_word in _NAMING and first.kind == "num" and first.unit is None:
+        return "a number that names something (`10 pages on day 1 * 2`)"
     at = first.start
     if text[at - 1].isdigit() or (text[at - 1] == "," and at >= 2 and text[at - 2].isdigit()):
         return "a number glued to the expression"  # `Over 50:40-4-24=12`, `16,0000/10`
@@ -523,8 +537,8 @@ def _judge(text: str, tokens: list[_Token], chain: list[tuple]) -> tuple[Claim, 
         return _unverifiable(whole, sides, "a number with a leading zero, such as a time (0900)"), chain
     if len(read) >= 2 and any(_number_token(node) is None for node, _, _ in read):
         claim = _make_claim(text, tokens, read)
-        if claim.outcome == "false" and _number_token(read[0][0]) is not None and len(read) >= 3:
-            # `Remaining 10 = 62,300/10 = $6230`: a number before the claim labels it
+        if claim.outcome == "false" and _labels(text, tokens, read[0]) and len(read) >= 3:
+            # `Remaining 10 = 62,300/10 = $6230`, `Weeks 1-2 = 96 - 70 = 26`: a label, not a side
             rest = _make_claim(text, tokens, read[1:])
             if rest.outcome != "false":
                 return rest, read[1:]
@@ -534,6 +548,12 @@ def _judge(text: str, tokens: list[_Token], chain: list[tuple]) -> tuple[Claim, 
     if len({_written_value(node) for node, _, _ in chain}) > 1:
         return _unverifiable(whole, sides, "a change of units or form"), chain
     return None
+
+
+def _labels(text: str, tokens: list[_Token], side: tuple) -> bool:
+    """Whether a side is a bare number or a range written `1-2`, as labels are."""
+    node, a, b = side
+    return _number_token(node) is not None or re.fullmatch(r"\d+-\d+", text[tokens[a].start : tokens[b - 1].end]) is not None
 
 
 def _make_claim(text: str, tokens: list[_Token], chain: list[tuple]) -> Claim:
