@@ -1,14 +1,19 @@
-"""The benchmark: final-answer accuracy of model variants on a problems file.
+"""The benchmark: how well variants of a model answer problems, and what quantization costs.
 
 A problems file is JSONL with at least `question` and `answer`, checked as trace records
-are; `id`, `family`, `difficulty` and `steps` are used when present. Every variant answers
-every question with greedy decoding; answers are compared after canonicalisation. Metrics
-per variant slot into one dict so that other variants (exports) and metrics (KL, speed) can
-be added beside them.
+are; `id`, `family`, `difficulty` and `steps` are used when present. The named sets are the
+held-out split, its robustness probes (apps/probes.py), the hand-written test set and GSM8K
+(apps/gsm8k.py). Every variant answers every question with greedy decoding; answers are
+compared after canonicalisation (`score`).
+
+`benchmark` (the `bench` command) runs each variant in a process of its own
+(apps/bench_variant.py) and compares it with torch-fp32 (apps/stats.py, apps/bench_report.py);
+`run_bench` is the in-process held-out accuracy the pipeline records in models/<name>/bench.json.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -189,3 +194,76 @@ def format_table(report: dict) -> str:
 
 def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
+
+
+# ---------------------------------------------------------------------------------------
+# The full benchmark: every variant in a process of its own, compared with torch-fp32
+
+
+def benchmark(model, variants: list[str], problems: str = "heldout", limit: int | None = None,
+              threads: int | None = None, samples: int = 1, log=None) -> dict:
+    """Every variant answers every problem (greedy, checked and, with `samples` > 1, by vote) in
+    a process of its own (apps/bench_variant.py); each is compared with torch-fp32, which runs
+    first as the reference whenever it is on disk, on the same problems. Returns the report that
+    apps/bench_report.py writes: per variant the score() figures and the keys of
+    bench_report.KEYS."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from tracetutor.recipe import resolve_model
+    from tracetutor.runtime.variants import TORCH, check_variant, variants_on_disk
+
+    from .bench_report import summarise
+
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"--samples must be an integer of at least 1, got {samples!r}")
+    model_dir, _ = resolve_model(model)
+    on_disk = variants_on_disk(model_dir)
+    if variants == ["all"]:
+        variants = on_disk
+    path, items = load_problems(model_dir, problems, limit)  # a bad file fails before any model loads
+    for v in variants:
+        check_variant(model_dir, v)
+    reference = TORCH if TORCH in on_disk else None
+    order = ([TORCH] if reference else []) + [v for v in variants if v != TORCH]
+    start = time.perf_counter()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="tracetutor-bench-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in items), encoding="utf-8")
+        (tmp / "reference").mkdir()
+        for k, v in enumerate(order, 1):
+            if log:
+                log(f"bench {v} ({k}/{len(order)}): {len(items)} problems")
+            spec = {"model_dir": str(model_dir), "variant": v, "problems": str(tmp / "problems.jsonl"),
+                    "threads": threads, "samples": samples, "reference_dir": str(tmp / "reference"),
+                    "is_reference": v == reference, "result": str(tmp / f"{v}.json"),
+                    "debug": bool(os.environ.get("TRACETUTOR_DEBUG"))}
+            (tmp / f"{v}.spec.json").write_text(json.dumps(spec), encoding="utf-8")
+            run = subprocess.run([sys.executable, "-m", "tracetutor.apps.bench_variant", str(tmp / f"{v}.spec.json")])
+            result_file = tmp / f"{v}.json"
+            if run.returncode or not result_file.is_file():
+                raise RuntimeError(f"the bench of {v} stopped (exit code {run.returncode})")
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+            if "error" in result:
+                if result["expected"]:
+                    raise ValueError(f"{v}: {result['error']}")
+                raise RuntimeError(f"{v}: {result['error']}")
+            results[v] = result
+    report = summarise(items, results, reference, order, samples)
+    return {"model": str(model_dir), "problems": str(path), "problem_set": problems, "n": len(items),
+            **report, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def default_out(model) -> Path:
+    """models/<name>/bench/ for a recipe (even when its shipped release answers), else the
+    model folder's bench/, or models/<name>/bench/ for a release folder, which is never written."""
+    from tracetutor.recipe import models_dir, resolve_model
+    from tracetutor.release import is_release
+
+    model_dir, recipe = resolve_model(model)
+    if recipe is not None:
+        return recipe.dir / "bench"
+    return models_dir() / model_dir.name / "bench" if is_release(model_dir) else model_dir / "bench"

@@ -166,8 +166,6 @@ def _print_stats(s: dict) -> None:
 # ---------------------------------------------------------------- bench
 
 def cmd_bench(args) -> int:
-    from tracetutor.apps.bench import format_table, run_bench
-
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
     if args.speed:
@@ -177,17 +175,20 @@ def cmd_bench(args) -> int:
         print(json.dumps(report) if args.json else format_speed(report))
         return 0
 
-    report = run_bench(args.model, _csv(args.variants), args.problems, limit=args.limit, threads=args.threads,
-                       check=args.check)
-    if args.out:
-        from tracetutor.files import write_json
+    from tracetutor.apps.bench import benchmark, default_out
+    from tracetutor.apps.bench_report import format_summary, write_report
 
-        write_json(Path(args.out) / "bench.json", report)
+    report = benchmark(args.model, _csv(args.variants), args.problems, limit=args.limit, threads=args.threads,
+                       samples=args.samples, log=lambda m: print(m, file=sys.stderr, flush=True))
+    out = Path(args.out) if args.out else default_out(args.model)
+    write_report(report, out)
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"{report['n']} problems from {report['problems']}")
-        print(format_table(report))
+        print(f"{report['n']} problems from {report['problems']}, {report['seconds']:.0f} s")
+        print(format_summary(report))
+        print(report["verdict"])
+        print(f"report: {out / 'report.md'}")
     return 0
 
 
@@ -315,16 +316,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print {answer, steps, stats} as JSON")
     c.set_defaults(func=cmd_chat)
 
-    b = sub.add_parser("bench", help="final-answer accuracy of variants on problems")
+    b = sub.add_parser("bench", help="accuracy, parity with torch, speed and memory of variants on problems")
     b.add_argument("model")
     b.add_argument("--variants", default="torch-fp32", help="comma-separated variant names, or all")
-    b.add_argument("--problems", default="heldout", help="heldout or a JSONL file with question and answer")
+    b.add_argument("--problems", default="heldout",
+                   help="heldout, probes (held-out problems in robustness forms), handwritten, gsm8k, or a JSONL "
+                        "file with question and answer")
     b.add_argument("--limit", type=int, default=None, help="only the first N problems")
+    b.add_argument("--samples", type=int, default=1, help="also the majority answer of K sampled traces")
     b.add_argument("--threads", type=int, default=None)
-    b.add_argument("--out", help="also write bench.json into this folder")
+    b.add_argument("--out", help="where bench.json, report.md and the plots go (default models/<name>/bench/)")
     b.add_argument("--speed", action="store_true",
                    help="measure decode tokens/s and time to first token instead (and llama.cpp's raw speed)")
-    b.add_argument("--check", action="store_true", help="also score every variant with checked arithmetic")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
 
