@@ -55,6 +55,31 @@ def cmd_data_verify(args) -> int:
     return main_verify(args.file, as_json=args.json)
 
 
+def _report_bad_lines(errors: list[str], shown: int = 20) -> None:
+    for error in errors[:shown]:
+        print(error, file=sys.stderr)
+    if len(errors) > shown:
+        print(f"... and {len(errors) - shown} more lines rejected", file=sys.stderr)
+
+
+def cmd_data_import(args) -> int:
+    from tracetutor.train.importers import import_file, parse_mapping
+    from tracetutor.trace import save_traces
+
+    mapping = parse_mapping(args.map or "") if args.kind == "jsonl" else None
+    if args.map and args.kind != "jsonl":
+        raise ValueError(f"--map is for 'jsonl' imports, not {args.kind!r}")
+    done = import_file(args.kind, args.file, mapping=mapping, source=args.source)
+    _report_bad_lines(done.errors)
+    if not done.traces:
+        raise ValueError(f"{args.file}: no trace imported ({len(done.errors)} lines rejected)")
+    save_traces(args.out, done.traces)
+    erased = f", {done.system_prompts} system prompts dropped" if done.system_prompts else ""
+    print(f"imported {len(done.traces)} traces from {args.file} to {args.out} "
+          f"({len(done.errors)} lines rejected{erased})", file=sys.stderr)
+    return 1 if done.errors else 0
+
+
 # ---------------------------------------------------------------- train
 
 def cmd_train(args) -> int:
@@ -283,6 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file")
     v.add_argument("--json", action="store_true", help="print {total, passed, failures} as JSON")
     v.set_defaults(func=cmd_data_verify)
+    im = dsub.add_parser("import", help="turn GSM8K, any JSONL or chat JSONL into traces; exit 1 if a line is rejected")
+    im.add_argument("kind", choices=("gsm8k", "jsonl", "chat"))
+    im.add_argument("file")
+    im.add_argument("--out", required=True, help="output JSONL")
+    im.add_argument("--map", help="jsonl: FIELD=NAME pairs, e.g. question=problem,solution=solution "
+                                  "(fields: id, question, steps, answer, solution, family, difficulty)")
+    im.add_argument("--source", help="the traces' source (default: the kind)")
+    im.set_defaults(func=cmd_data_import)
 
     t = sub.add_parser("train", help="train a recipe's model (data and tokenizer first if missing)")
     t.add_argument("model")
