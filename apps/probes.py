@@ -124,11 +124,21 @@ def build_probes(problems: list[dict], seed: int = 0, train_questions: set[str] 
 
 
 def training_questions(model_dir: Path) -> set[str]:
-    """The normalised questions of a model's training data, where it is on disk."""
-    from tracetutor.train.curriculum import normalise
+    """The normalised questions of a model's training data: data/train.jsonl where it is on
+    disk, else generated again from the recipe the folder keeps (a release keeps its recipe,
+    not its training data); an empty set for a folder with neither."""
+    from tracetutor.recipe import load_recipe
+    from tracetutor.train.curriculum import make_splits, normalise
 
-    path = Path(model_dir) / "data" / "train.jsonl"
-    if not path.is_file():
+    model_dir = Path(model_dir)
+    path = model_dir / "data" / "train.jsonl"
+    if path.is_file():
+        with open(path, encoding="utf-8") as f:
+            return {normalise(json.loads(line)["question"]) for line in f if line.strip()}
+    recipes = [model_dir / f"{model_dir.name}.toml", *sorted(model_dir.glob("*.toml")), model_dir.with_suffix(".toml")]
+    recipe = next((r for r in recipes if r.is_file()), None)
+    if recipe is None:
         return set()
-    with open(path, encoding="utf-8") as f:
-        return {normalise(json.loads(line)["question"]) for line in f if line.strip()}
+    d = load_recipe(recipe).data
+    train, _ = make_splits(d.n_train, d.n_heldout, d.seed, levels=tuple(d.levels), families=d.families)
+    return {normalise(t.question) for t in train}

@@ -89,3 +89,21 @@ def test_paraphrases_are_kept_apart_from_the_curriculum_templates():
         words = re.sub(r"\\\d", " ", replacement).replace("?", " ").split()
         phrase = r"\b" + r"\s+".join(map(re.escape, words)) + r"\b"
         assert not re.search(phrase, templates, re.IGNORECASE), replacement
+
+
+def test_training_questions_come_from_the_data_on_disk_or_from_the_recipe_a_folder_keeps(tmp_path):
+    import json
+    import shutil
+
+    from tracetutor.train.curriculum import make_splits
+
+    run = tmp_path / "run"
+    (run / "data").mkdir(parents=True)
+    (run / "data" / "train.jsonl").write_text(json.dumps({"question": "What is  2 + 2?"}) + "\n")
+    assert probes.training_questions(run) == {"what is 2 + 2?"}
+    release = tmp_path / "micro"  # a release: its recipe, no training data
+    release.mkdir()
+    shutil.copy(Path(probes.__file__).resolve().parents[1] / "models" / "micro.toml", release)
+    train, _ = make_splits(400, 40, 1, levels=(1, 2))
+    assert probes.training_questions(release) == {normalise(t.question) for t in train}
+    assert probes.training_questions(tmp_path / "empty") == set()
