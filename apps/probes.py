@@ -32,7 +32,7 @@ _SENTENCE_END = re.compile(r"(?<=[.?!])\s+(?=[A-Z0-9$£€])")
 # words that tie a sentence to one told before it: such facts keep their order
 _BACK_REFERENCE = re.compile(r"\b(them|they|it|its|their|these|those|this|that|then|later|next|after|also|"
                              r"rest|other|others|remaining|same|each year's|more)\b", re.IGNORECASE)
-_IN_SEQUENCE = {"arithmetic", "interest"}  # events that happen one after another
+_IN_SEQUENCE = {"arithmetic", "interest", "equation"}  # events, years or operations one after another
 
 
 def sentences(question: str) -> list[str]:

@@ -81,6 +81,8 @@ def test_reorder_keeps_facts_in_place_where_one_refers_back():
     assert probes.reorder(tied) is None
     in_sequence = {**base, "family": "arithmetic", "question": "Ana has 2 pens. Ana finds 4 pens. How many pens?"}
     assert probes.reorder(in_sequence) is None
+    operations = {**base, "family": "equation", "question": "I think of a number and add 5. The result is 16. What is my number?"}
+    assert probes.reorder(operations) is None
 
 
 def test_paraphrases_are_kept_apart_from_the_curriculum_templates():
