@@ -223,12 +223,13 @@ def run_teacher(questions_path, out, settings: TeacherSettings, log=lambda messa
             stop.set()  # the questions queued behind this one are not sent
             raise
         steps, answer = parse_completion(text)
+        # gold is written even when unknown (null): the filter then knows it cannot check the answer
         extra = {"gold": q.gold, "teacher": settings.model, "temperature": settings.temperature,
                  "question_id": q.id}
         if answer is None:
             extra["completion"] = text  # kept whole, so what the teacher wrote is never lost
         trace = Trace(id=trace_id, question=q.question, steps=steps, answer=answer or "", source="teacher",
-                      family=q.family, difficulty=q.difficulty, extra={k: v for k, v in extra.items() if v is not None})
+                      family=q.family, difficulty=q.difficulty, extra=extra)
         line = json.dumps(trace.to_dict(), ensure_ascii=False) + "\n"
         with lock, open(out, "a", encoding="utf-8", newline="\n") as f:
             f.write(line)

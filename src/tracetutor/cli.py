@@ -93,6 +93,19 @@ def cmd_data_teacher(args) -> int:
     return 1 if done["bad_lines"] else 0
 
 
+def cmd_data_filter(args) -> int:
+    from tracetutor.train.filter import FilterSettings, filter_file, report_path
+
+    settings = FilterSettings(min_steps=args.min_steps, max_steps=args.max_steps, max_chars=args.max_chars,
+                              near=args.near, near_test=args.near_test, against=args.against)
+    report = filter_file(args.file, args.out, settings)
+    for reason, n in report["rejected"].items():
+        print(f"rejected {n:>6}  {reason}", file=sys.stderr)
+    print(f"kept {report['kept']} of {report['total']} traces ({report['acceptance']:.1%}) in {args.out}; "
+          f"every rejection in {report_path(args.out)}", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------- train
 
 def cmd_train(args) -> int:
@@ -354,6 +367,20 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--api-key-env", default="TRACETUTOR_TEACHER_API_KEY",
                     help="the environment variable holding the API key (default TRACETUTOR_TEACHER_API_KEY)")
     te.set_defaults(func=cmd_data_teacher)
+    fi = dsub.add_parser("filter", help="keep traces that reach the gold answer with no false claim, within length "
+                                        "bounds, with no copies and no test questions; counts by reason")
+    fi.add_argument("file")
+    fi.add_argument("--out", required=True, help="output JSONL; the report goes beside it (OUT.filter.json)")
+    fi.add_argument("--against", nargs="+", default=[], metavar="FILE",
+                    help="held-out or test questions (JSONL with question) that no kept trace may ask, even nearly")
+    fi.add_argument("--min-steps", type=int, default=1)
+    fi.add_argument("--max-steps", type=int, default=16)
+    fi.add_argument("--max-chars", type=int, default=2000, help="longest completion in characters (default 2000)")
+    fi.add_argument("--near", type=float, default=0.8,
+                    help="Jaccard similarity of word 3-grams from which traces are near copies (default 0.8)")
+    fi.add_argument("--near-test", type=float, default=0.5,
+                    help="the same between a question and a held-out one (default 0.5)")
+    fi.set_defaults(func=cmd_data_filter)
 
     t = sub.add_parser("train", help="train a recipe's model (data and tokenizer first if missing)")
     t.add_argument("model")
