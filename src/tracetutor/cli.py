@@ -106,6 +106,13 @@ def cmd_data_filter(args) -> int:
     return 0
 
 
+def cmd_data_card(args) -> int:
+    from tracetutor.train.card import make_card
+
+    print(make_card(args.file, args.out))
+    return 0
+
+
 # ---------------------------------------------------------------- train
 
 def cmd_train(args) -> int:
@@ -381,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     fi.add_argument("--near-test", type=float, default=0.5,
                     help="the same between a question and a held-out one (default 0.5)")
     fi.set_defaults(func=cmd_data_filter)
+    ca = dsub.add_parser("card", help="a Markdown data card with plots: counts by source, family and difficulty, "
+                                      "claims by outcome, the filter's acceptance and rejections")
+    ca.add_argument("file")
+    ca.add_argument("--out", help="folder for card.md and its plots (default FILE.card/ beside FILE)")
+    ca.set_defaults(func=cmd_data_card)
 
     t = sub.add_parser("train", help="train a recipe's model (data and tokenizer first if missing)")
     t.add_argument("model")
