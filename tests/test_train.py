@@ -204,14 +204,16 @@ def test_a_max_len_shorter_than_a_trace_is_an_error_naming_the_field(trained_mic
 
     recipe, _ = trained_micro
     tok = load_tokenizer(recipe.dir / "tokenizer")
-    longest = max(len(encode_example(tok, t, "traces", 1 << 30)["input_ids"])
-                  for t in load_traces(recipe.dir / "data" / "train.jsonl"))
+    lengths = sorted(len(encode_example(tok, t, "traces", 1 << 30)["input_ids"])
+                     for t in load_traces(recipe.dir / "data" / "train.jsonl"))
+    short = lengths[len(lengths) // 2]  # half the traces are longer: the curriculum draws some of them
     run = copy_run(recipe, tmp_path)
     toml = run.path
-    toml.write_text(toml.read_text().replace("max_len = 256", f"max_len = {longest - 1}"))
-    with pytest.raises(RecipeError, match=rf"micro\.toml: model\.max_len = {longest - 1} is too short for 1 of "
-                                          rf"the 400 training traces .*: the longest is {longest} tokens"):
+    toml.write_text(toml.read_text().replace("max_len = 256", f"max_len = {short}"))
+    with pytest.raises(RecipeError, match=rf"micro\.toml: model\.max_len = {short} is too short for \d+ of "
+                                          rf"the \d+ training traces drawn from .*: the longest is (\d+) tokens") as e:
         train(load_recipe(toml), progress=False)
+    assert short < int(e.value.args[0].split("the longest is ")[1].split()[0]) <= lengths[-1]
 
 
 def test_same_seed_same_model(trained_micro, tmp_path):

