@@ -110,18 +110,18 @@ def verdict(variants: dict[str, dict], reference: str | None) -> str:
     if forms:
         drops = [(f, x) for f, x in forms.items() if f != "original" and x["original_accuracy"] - x["accuracy"] >= DROP]
         for f, x in drops:
-            lines.append(f"Finding: on the {f} probes {best} answers {_pct(x['accuracy'])} of {x['n']} against "
-                         f"{_pct(x['original_accuracy'])} for the same problems as written: "
-                         f"{_FORM_WORDS.get(f, f)}.")
+            lines.append(f"Finding: on the {f} probes ({_FORM_WORDS.get(f, f)}) {best} answers "
+                         f"{_pct(x['accuracy'])} of {x['n']} against {_pct(x['original_accuracy'])} for the same "
+                         "problems as written.")
         if not drops:
             lines.append(f"On every probe form {best} stays within {int(DROP * 100)} points of the originals.")
     return " ".join(lines)
 
 
-_FORM_WORDS = {"symbolic": "new numbers and names in the same words break it",
-               "noop": "an irrelevant sentence with a number derails it, so it uses every number it sees",
-               "reorder": "the facts in another order confuse it, so it follows the order of the templates",
-               "paraphrase": "other words for the same question confuse it, so it leans on the templates' phrasing"}
+_FORM_WORDS = {"symbolic": "the same words with other numbers and names",
+               "noop": "one irrelevant sentence with a number added",
+               "reorder": "the same facts in another order",
+               "paraphrase": "the same question in words the templates never use"}
 
 
 def _pct(x) -> str:

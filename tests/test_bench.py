@@ -195,7 +195,8 @@ def test_a_probe_form_far_below_its_originals_is_a_finding():
     r = bench_report.summarise(problems, results, "torch-fp32", ["torch-fp32"])
     forms = r["variants"]["torch-fp32"]["by_form"]
     assert forms["noop"] == {"accuracy": 0.5, "n": 10, "original_accuracy": 1.0}
-    assert "Finding: on the noop probes torch-fp32 answers 50.0% of 10 against 100.0%" in r["verdict"]
+    assert ("Finding: on the noop probes (one irrelevant sentence with a number added) torch-fp32 answers "
+            "50.0% of 10 against 100.0% for the same problems as written.") in r["verdict"]
 
 
 def test_the_pareto_front_holds_the_points_nothing_beats_on_both():
@@ -264,3 +265,19 @@ def test_a_variant_not_on_disk_is_one_line_before_any_model_loads(tiny_variants,
 def test_samples_below_one_are_refused(tiny_variants, capsys):
     assert main(["bench", str(tiny_variants), "--samples", "0"]) == 2
     assert capsys.readouterr().err == "tracetutor: error: --samples must be an integer of at least 1, got 0\n"
+
+
+def test_probes_are_reported_per_form_beside_their_originals(tiny_variants, tmp_path, capsys):
+    from tracetutor.trace import save_traces
+    from tracetutor.train.curriculum import synth_traces
+
+    save_traces(tiny_variants / "data" / "heldout.jsonl", synth_traces(11, seed=2))  # one of every family
+    out = tmp_path / "out"
+    assert main(["bench", str(tiny_variants), "--variants", "gguf-q8_0", "--problems", "probes", "--limit", "4",
+                 "--json", "--out", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["problem_set"] == "probes" and report["n"] > 4
+    for r in report["variants"].values():
+        assert r["by_form"]["original"]["n"] == 4 and {"symbolic", "noop"} <= set(r["by_form"])
+        assert sum(f["n"] for f in r["by_form"].values()) == report["n"]
+    assert "## Robustness probes" in (out / "report.md").read_text() and (out / "accuracy_by_form.png").is_file()
