@@ -81,8 +81,10 @@ def verdict(variants: dict[str, dict], reference: str | None) -> str:
     lines = []
     if reference is None:
         best = max(names, key=lambda v: (variants[v]["accuracy"] or 0, -variants[v]["size_bytes"]))
-        lines.append(f"Ship {best}: the most accurate variant measured ({_pct(variants[best]['accuracy'])}); "
-                     "torch-fp32 is not on disk, so no variant is compared with full precision.")
+        tied = sum(variants[v]["accuracy"] == variants[best]["accuracy"] for v in names) > 1
+        lines.append(f"Ship {best}: the most accurate variant measured ({_pct(variants[best]['accuracy'])})"
+                     + (", and the smallest of those as accurate" if tied else "")
+                     + "; torch-fp32 is not on disk, so no variant is compared with full precision.")
     else:
         ref = variants[reference]
         kept = [v for v in names if v == reference or (variants[v]["mcnemar_p"] or 0) >= ALPHA
