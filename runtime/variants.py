@@ -13,6 +13,8 @@ KNOWN = ("torch-fp32", "onnx-fp32", "onnx-int8", "onnx-int4", "gguf-f16", "gguf-
 ONNX_KINDS = ("fp32", "int8", "int4")
 _GGUF_KIND = re.compile(r"[a-z0-9_]+")  # llama.cpp's type names, as we write them
 GGUF_SOURCE_KEY = "tracetutor.source_sha256"
+LORA = "gguf-lora"
+"""A LoRA adapter as a GGUF that llama.cpp applies over its base's packaged GGUF."""
 
 
 class VariantError(ValueError):

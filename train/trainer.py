@@ -86,7 +86,7 @@ def _pretrained(recipe: Recipe):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from .bases import LORA_TARGETS, resolve_base
+    from tracetutor.runtime.bases import LORA_TARGETS, resolve_base
 
     base = resolve_base(recipe.model.base, recipe.model.gguf_file)
     base = str(Path(base).resolve()) if Path(base).is_dir() else base  # the adapter records where its base is

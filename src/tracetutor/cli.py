@@ -318,7 +318,7 @@ def cmd_release(args) -> int:
 # ---------------------------------------------------------------- base
 
 def cmd_base(args) -> int:
-    from tracetutor.train.bases import resolve_base
+    from tracetutor.runtime.bases import resolve_base
 
     print(resolve_base(args.base, args.gguf_file, Path(args.out) if args.out else None))
     return 0

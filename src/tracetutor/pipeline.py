@@ -92,7 +92,7 @@ def prepare_tokenizer(recipe: Recipe, force: bool = False) -> Path:
     if not force and (tok_dir / "tokenizer.json").is_file() and _recorded(meta_path) == key:
         return tok_dir
     if recipe.model.base is not None:
-        from tracetutor.train.bases import resolve_base
+        from tracetutor.runtime.bases import resolve_base
         from tracetutor.train.tokenizer import load_tokenizer
 
         tok = load_tokenizer(resolve_base(recipe.model.base, recipe.model.gguf_file))

