@@ -325,3 +325,45 @@ def test_a_new_generator_version_redoes_the_data_and_all_after_it(monkeypatch):
     monkeypatch.setattr(synth, "VERSION", synth.VERSION + 1)
     after = [pipeline.data_fingerprint(recipe), pipeline.tokenizer_fingerprint(recipe), pipeline.model_fingerprint(recipe)]
     assert all(a != b for a, b in zip(before, after))
+
+
+def test_a_recipe_trains_on_a_mix_of_sources_each_drawn_by_its_weight(tmp_path, capsys):
+    """Imported traces join the synthetic ones; a source's weight scales its share of the draws;
+    a source's copy of a held-out question is dropped; editing the file redoes the data."""
+    from conftest import SHIPPED
+
+    from tracetutor.pipeline import data_fingerprint, prepare_data
+    from tracetutor.train.curriculum import synth_traces
+    from tracetutor.trace import save_traces
+
+    models = tmp_path / "models"
+    models.mkdir()
+    toml = models / "micro.toml"
+    toml.write_text((SHIPPED / "micro.toml").read_text().replace("[tokenizer]", """[[data.sources]]
+name = "real"
+path = "real.jsonl"
+weight = 3.0
+
+[tokenizer]"""))
+    recipe = load_recipe(toml)
+    imported = synth_traces(100, seed=99, levels=[1, 2])
+    for t in imported:
+        t.family = "real"
+    save_traces(models / "real.jsonl", imported)
+    before = data_fingerprint(recipe)
+    data = prepare_data(recipe)
+    held = {t.question for t in load_traces(data / "heldout.jsonl")}
+    imported[0].question = sorted(held)[0]  # a held-out question among the imported ones
+    heldout_copy = imported[0].question
+    save_traces(models / "real.jsonl", imported)
+    assert data_fingerprint(recipe) != before  # the file changed: the data is redone
+    data = prepare_data(recipe)
+    train_traces = load_traces(data / "train.jsonl")
+    real = [t for t in train_traces if t.source == "real"]
+    assert len(real) == 99 and heldout_copy not in {t.question for t in train_traces}
+    assert "(400 synthetic, 99 from real)" in capsys.readouterr().out
+    order = curriculum_order(train_traces, recipe.train.stages, recipe.train.batch_size, seed=0,
+                             source_weights=recipe.data.weights)
+    drawn = [train_traces[i].source for b in order for i in b]
+    share, plain = drawn.count("real") / len(drawn), len(real) / len(train_traces)
+    assert share == pytest.approx(3 * plain / (1 + 2 * plain), abs=0.03)  # 3x the odds of its plain share

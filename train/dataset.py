@@ -53,14 +53,16 @@ def encode_example(tokenizer, trace: Trace, mode: str, max_len: int) -> dict | N
 
 
 def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int,
-                     lengths: list[int] | None = None, family_weights: dict | None = None) -> list[list[int]]:
+                     lengths: list[int] | None = None, family_weights: dict | None = None,
+                     source_weights: dict | None = None) -> list[list[int]]:
     """Batches of trace indices, stage after stage; within a stage, length-grouped batches.
 
     `stages` are recipe Stage objects (levels, examples, replay). Each stage draws
     `examples` traces: a `replay` share from the levels of earlier stages, the rest from its
     own levels. Each family's share of a draw is its share of the traces at those levels
-    times its weight in `family_weights` (1 when not named); within a family the draw cycles
-    through a shuffled pool, so every trace is used before any repeats.
+    times its weight in `family_weights` and its source's in `source_weights` (1 when not
+    named; a family is counted per source); within a family the draw cycles through a shuffled
+    pool, so every trace is used before any repeats.
     `lengths` (token counts) group batches by length; without them, text length stands in.
     """
     rng = random.Random(seed)
@@ -70,20 +72,22 @@ def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int,
     if unknown:
         raise ValueError(f"train.family_weights names families with no training traces: {', '.join(unknown)} "
                          f"(the training traces' families: {', '.join(present)})")
+    sources = source_weights or {}
     by_cell = defaultdict(list)
     for i, t in enumerate(traces):
-        by_cell[(str(t.family), t.difficulty or 1)].append(i)
+        by_cell[(str(t.source or "synth"), str(t.family), t.difficulty or 1)].append(i)
 
     pools: dict[tuple, list[int]] = {}
 
     def draw(levels: tuple, n: int) -> list[int]:
         members = defaultdict(list)
-        for (fam, lv), idx in sorted(by_cell.items()):
+        for (src, fam, lv), idx in sorted(by_cell.items()):
             if lv in levels:
-                members[fam].extend(idx)
+                members[(src, fam)].extend(idx)
         if not members:
             raise ValueError(f"no training traces at difficulty level(s) {list(levels)}")
-        mass = {fam: len(idx) * weights.get(fam, 1.0) for fam, idx in members.items()}
+        mass = {(src, fam): len(idx) * weights.get(fam, 1.0) * sources.get(src, 1.0)
+                for (src, fam), idx in members.items()}
         total = sum(mass.values())
         quota = {fam: int(n * m / total) for fam, m in mass.items()}
         # the examples rounding left over go to the families with the largest remainders

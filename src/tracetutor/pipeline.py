@@ -27,9 +27,46 @@ def _fingerprint(obj) -> str:
 
 
 def data_fingerprint(recipe: Recipe) -> str:
+    from tracetutor.files import sha256_files
     from tracetutor.train.curriculum import VERSION
 
-    return _fingerprint([asdict(recipe.data), VERSION])
+    data = asdict(recipe.data)
+    if not recipe.data.sources:  # settings added later, left out at their defaults: old fingerprints stay
+        del data["sources"]
+        if data["synth_weight"] == 1.0:
+            del data["synth_weight"]
+    files = [sha256_files([p]) if p.is_file() else None for p in source_paths(recipe)]
+    return _fingerprint([data, VERSION] + ([files] if files else []))
+
+
+def source_paths(recipe: Recipe) -> list[Path]:
+    """Each data source's file, a relative path read from the recipe file's folder."""
+    here = recipe.path.parent if recipe.path else Path(".")
+    return [Path(src.path) if Path(src.path).is_absolute() else here / src.path for src in recipe.data.sources]
+
+
+def read_sources(recipe: Recipe, heldout) -> tuple[list, dict]:
+    """Every source's traces, named by their source, without any whose question is a held-out
+    one or already taken (exact, after normalising case and spaces); and counts per source."""
+    from tracetutor.train.curriculum.splits import normalise
+
+    taken = {normalise(t.question) for t in heldout}
+    traces, counts = [], {}
+    for src, path in zip(recipe.data.sources, source_paths(recipe)):
+        if not path.is_file():
+            raise ValueError(f"{recipe.path}: data.sources {src.name!r}: no such file {path}")
+        read = load_traces(path)
+        kept = []
+        for t in read:
+            key = normalise(t.question)
+            if key not in taken:
+                taken.add(key)
+                t.source = src.name
+                kept.append(t)
+        kept = kept[:src.limit] if src.limit else kept
+        counts[src.name] = {"read": len(read), "kept": len(kept)}
+        traces += kept
+    return traces, counts
 
 
 def tokenizer_fingerprint(recipe: Recipe) -> str:
@@ -69,12 +106,15 @@ def prepare_data(recipe: Recipe, force: bool = False) -> Path:
         return data_dir
     d = recipe.data
     train, heldout = make_splits(d.n_train, d.n_heldout, d.seed, levels=tuple(d.levels), families=d.families)
-    save_traces(data_dir / "train.jsonl", train)
+    imported, counts = read_sources(recipe, heldout)
+    save_traces(data_dir / "train.jsonl", train + imported)
     save_traces(data_dir / "heldout.jsonl", heldout)
     # the meta file is written last, so its existence means both splits are complete
-    write_json(meta_path, {"fingerprint": key, "n_train": len(train), "n_heldout": len(heldout),
-                           "config": asdict(recipe.data)})
-    print(f"data: {len(train)} training and {len(heldout)} held-out traces in {data_dir}")
+    write_json(meta_path, {"fingerprint": key, "n_train": len(train) + len(imported), "n_heldout": len(heldout),
+                           "sources": {"synth": {"kept": len(train)}, **counts}, "config": asdict(recipe.data)})
+    mix = "".join(f", {c['kept']} from {name}" for name, c in counts.items())
+    print(f"data: {len(train) + len(imported)} training ({len(train)} synthetic{mix}) and {len(heldout)} "
+          f"held-out traces in {data_dir}")
     return data_dir
 
 

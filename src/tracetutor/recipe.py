@@ -31,9 +31,28 @@ def _check(cond: bool, where: str, msg: str) -> None:
 
 
 @dataclass
+class Source:
+    name: str
+    """What the traces are called in the data's counts and in `weight`s (e.g. "gsm8k")."""
+    path: str
+    """A trace JSONL file (from `data import`, `data teacher`, `data filter`), relative to the
+    recipe file's folder unless absolute."""
+    weight: float = 1.0
+    """How much more (or less) often than its share of the training traces it is drawn."""
+    limit: int | None = None
+    """Take at most this many of its traces (the first ones)."""
+
+    def __post_init__(self):
+        _check(bool(self.name) and self.name != "synth", "data.sources.name",
+               f"must be a name other than 'synth' (the curriculum's own), got {self.name!r}")
+        _check(self.weight > 0, "data.sources.weight", f"must be positive, got {self.weight}")
+        _check(self.limit is None or self.limit > 0, "data.sources.limit", f"must be positive, got {self.limit}")
+
+
+@dataclass
 class DataConfig:
     n_train: int = 40_000
-    """Synthetic training traces to generate."""
+    """Synthetic training traces to generate (0: only the sources' traces)."""
     n_heldout: int = 400
     """Held-out traces (disjoint from training by question) for evaluation."""
     seed: int = 0
@@ -42,9 +61,22 @@ class DataConfig:
     """Difficulty levels to generate."""
     families: list[str] | None = None
     """Problem families to generate (None: all)."""
+    sources: list[Source] = field(default_factory=list)
+    """Imported or distilled traces trained on beside the synthetic ones, each with its weight."""
+    synth_weight: float = 1.0
+    """The weight of the synthetic traces beside the sources'."""
 
     def __post_init__(self):
-        _check(self.n_train > 0, "data.n_train", f"must be positive, got {self.n_train}")
+        _check(self.n_train > 0 or (self.n_train == 0 and self.sources), "data.n_train",
+               f"must be positive (or 0 with data.sources), got {self.n_train}")
+        _check(self.synth_weight > 0, "data.synth_weight", f"must be positive, got {self.synth_weight}")
+        names = [src.name for src in self.sources]
+        _check(len(names) == len(set(names)), "data.sources", f"two sources share a name: {names}")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Each source's weight in the curriculum's draws, the synthetic traces' as "synth"."""
+        return {"synth": self.synth_weight, **{src.name: src.weight for src in self.sources}}
         _check(self.n_heldout >= 0, "data.n_heldout", f"must be >= 0, got {self.n_heldout}")
         _check(bool(self.levels) and all(lv in LEVELS for lv in self.levels), "data.levels",
                f"must be a non-empty list of levels from {', '.join(map(str, LEVELS))}, got {self.levels}")
