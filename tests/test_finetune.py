@@ -315,3 +315,12 @@ def test_a_gguf_lora_over_the_packaged_base_runs_as_the_adapter_does(smollm2, tm
     assert kl(torch_lora, torch_base) > 0.1  # the adapter matters ...
     assert kl(torch_lora, cpp) < 0.05 * kl(torch_lora, torch_base)  # ... and llama.cpp applies it
     assert np.mean(torch_lora.argmax(-1) == cpp.argmax(-1)) > 0.9
+
+
+def test_an_adapter_over_a_folder_on_this_machine_is_not_released(bases, tmp_path):
+    from tracetutor.pipeline import release
+
+    recipe = load_recipe(recipe_file(tmp_path, bases["llama"]))
+    with pytest.raises(ValueError, match=r"ft.toml: model.base '.*llama' is a folder on this machine; a released "
+                                         r"adapter names its base by a package"):
+        release(recipe)

