@@ -367,3 +367,14 @@ weight = 3.0
     drawn = [train_traces[i].source for b in order for i in b]
     share, plain = drawn.count("real") / len(drawn), len(real) / len(train_traces)
     assert share == pytest.approx(3 * plain / (1 + 2 * plain), abs=0.03)  # 3x the odds of its plain share
+
+
+def test_the_shuffled_ablation_takes_the_curriculums_examples_in_no_stage_order(trained_micro):
+    recipe, _ = trained_micro
+    traces = load_traces(recipe.dir / "data" / "train.jsonl")
+    args = (traces, recipe.train.stages, recipe.train.batch_size, 0)
+    ordered, shuffled = curriculum_order(*args), curriculum_order(*args, shuffled=True)
+    assert sorted(i for b in shuffled for i in b) == sorted(i for b in ordered for i in b)
+    levels = [traces[i].difficulty for b in shuffled for i in b]
+    half = len(levels) // 2  # micro teaches level 1 first, then a quarter of all its examples are level 2
+    assert levels[:half].count(2) > 0.15 * half and [traces[i].difficulty for b in ordered for i in b][:half].count(2) == 0

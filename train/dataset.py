@@ -54,7 +54,7 @@ def encode_example(tokenizer, trace: Trace, mode: str, max_len: int) -> dict | N
 
 def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int,
                      lengths: list[int] | None = None, family_weights: dict | None = None,
-                     source_weights: dict | None = None) -> list[list[int]]:
+                     source_weights: dict | None = None, shuffled: bool = False) -> list[list[int]]:
     """Batches of trace indices, stage after stage; within a stage, length-grouped batches.
 
     `stages` are recipe Stage objects (levels, examples, replay). Each stage draws
@@ -64,6 +64,8 @@ def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int,
     named; a family is counted per source); within a family the draw cycles through a shuffled
     pool, so every trace is used before any repeats.
     `lengths` (token counts) group batches by length; without them, text length stands in.
+    `shuffled` trains on the same examples in one random order, with no stage order (the
+    ablation that measures what the curriculum's order is worth).
     """
     rng = random.Random(seed)
     weights = family_weights or {}
@@ -104,6 +106,7 @@ def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int,
                 out.append(pool.pop())
         return out
 
+    lengths = lengths or [_text_length(t) for t in traces]
     batches: list[list[int]] = []
     seen_levels: list[int] = []
     for stage in stages:
@@ -112,8 +115,12 @@ def curriculum_order(traces: list[Trace], stages, batch_size: int, seed: int,
         n_replay = round(stage.examples * stage.replay) if earlier else 0
         picked = draw(own, stage.examples - n_replay) + (draw(earlier, n_replay) if n_replay else [])
         rng.shuffle(picked)
-        batches.extend(_length_grouped(picked, lengths or [_text_length(t) for t in traces], batch_size, rng))
+        batches.extend(_length_grouped(picked, lengths, batch_size, rng))
         seen_levels.extend(stage.levels)
+    if shuffled:  # the very same examples, mixed by a generator of its own
+        every, mixer = [i for b in batches for i in b], random.Random(f"{seed}/shuffled")
+        mixer.shuffle(every)
+        batches = _length_grouped(every, lengths, batch_size, mixer)
     return batches
 
 

@@ -292,7 +292,8 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     examples = _Examples(tokenizer, traces, cfg.mode, recipe.model.max_len)
     stages, batch_size = cfg.budget(torch.cuda.is_available())
     order = curriculum_order(traces, stages, batch_size, cfg.seed, lengths=examples.lengths(),
-                             family_weights=cfg.family_weights, source_weights=recipe.data.weights)
+                             family_weights=cfg.family_weights, source_weights=recipe.data.weights,
+                             shuffled=cfg.order == "shuffled")
     drawn = sorted({i for b in order for i in b})
     too_long = [i for i in drawn if examples[i] is None]
     if too_long:  # recipe errors are raised before any process starts, so they reach the user as one line

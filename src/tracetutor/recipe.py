@@ -196,6 +196,9 @@ class TrainConfig:
     each example (position ids restart per example)."""
     eval_every: int = 0
     """Held-out loss every this many steps (0: never)."""
+    order: str | None = None
+    """None: the stages in order (the curriculum); "shuffled": the same examples in one random
+    order with no stage order, the ablation of the curriculum."""
 
     def __post_init__(self):
         _check(self.mode in MODES, "train.mode", f"must be one of {', '.join(MODES)}, got {self.mode!r}")
@@ -213,6 +216,8 @@ class TrainConfig:
         _check(self.gpu_stages is None or bool(self.gpu_stages), "train.gpu_stages", "at least one stage is needed")
         _check(self.gpu_batch_size is None or self.gpu_batch_size > 0, "train.gpu_batch_size", "must be positive")
         _check(self.eval_every >= 0, "train.eval_every", f"must be >= 0, got {self.eval_every}")
+        _check(self.order in (None, "shuffled"), "train.order",
+               f"must be \"shuffled\" or left out (the curriculum's order), got {self.order!r}")
 
     def budget(self, cuda: bool) -> tuple[list[Stage], int]:
         """The stages and batch size to train with: the GPU budget where one is set and CUDA is here."""
