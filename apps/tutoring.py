@@ -358,7 +358,7 @@ class History:
 # the model catalog
 
 # the tutors run without torch: a GGUF or ONNX variant is picked before the torch model
-PREFERRED = ("gguf-q8_0", "gguf-q4_k_m", "gguf-f16", "onnx-int8", "onnx-fp32", "onnx-int4", "torch-fp32")
+PREFERRED = ("gguf-q8_0", "gguf-lora", "gguf-q4_k_m", "gguf-f16", "onnx-int8", "onnx-fp32", "onnx-int4", "torch-fp32")
 
 
 @dataclass

@@ -28,11 +28,14 @@ DEFAULT_TARGETS = ("gguf-f16", "gguf-q8_0", "gguf-q4_k_m", "onnx-fp32", "onnx-in
 # held-out traces. A fresh export of micro measured KL / top-1: gguf-f16 7e-9 / 1.0, onnx-fp32
 # 1e-14 / 1.0, gguf-q8_0 4.2e-6 / 1.0, onnx-int8 8.3e-6 / 0.9994, gguf-q4_k_m 3.2e-5 / 0.9988,
 # onnx-int4 1.1e-4 / 0.9929; variants of micro's weights before a retrain (another seed) measured
-# 0.032-0.034 / 0.87. The KL margin is wide (about 100x) because micro's near-uniform outputs
-# move little under rounding, a trained model's larger logits move more.
+# 0.032-0.034 / 0.87. A real model's outputs move more under rounding than micro's near-uniform
+# ones: SmolLM2-135M with a LoRA merged (30 layers) measured gguf-f16 2.6e-6 / 1.0, gguf-q8_0
+# 1.5e-3 / 0.994 and gguf-q4_k_m 2.7e-2 / 0.965, so the quantized KL bounds leave room for a
+# deep model's rounding and top-1 agreement is what tells other weights apart (0.87); since
+# every variant records the weights it came from, a stale one is also refused by its hash.
 BOUNDS = {"gguf-f16": (1e-4, 0.99), "gguf-f32": (1e-4, 0.99), "onnx-fp32": (1e-4, 0.99),
-          "gguf-q8_0": (1e-3, 0.98), "onnx-int8": (1e-3, 0.98),
-          "gguf-q4_k_m": (1e-2, 0.95), "onnx-int4": (1e-2, 0.95)}
+          "gguf-q8_0": (5e-3, 0.98), "onnx-int8": (5e-3, 0.98),
+          "gguf-q4_k_m": (5e-2, 0.95), "onnx-int4": (5e-2, 0.95)}
 OTHER_QUANTIZED = "gguf-q4_k_m"  # any other llama.cpp type is held to the 4-bit bounds
 
 

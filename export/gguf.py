@@ -28,7 +28,7 @@ ARCHITECTURES = {"LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
 
 # llama.cpp pre-tokenizer names, by the Hugging Face pre-tokenizer regex they reproduce
 PRE_TOKENIZERS = {
-    "gpt2": r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
+    "gpt-2": r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
     "llama3": (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                r"|\s*[\r\n]+|\s+(?!\S)|\s+"),
     "qwen2": (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -396,12 +396,17 @@ def _pre_tokenizer_name(model_dir: Path, tok_json: dict) -> str:
     parts = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
     if not any(p.get("type") == "ByteLevel" for p in parts):
         raise ValueError(f"{model_dir}: BPE tokenizer without a ByteLevel pre-tokenizer is not supported")
-    normalizer = (tok_json.get("normalizer") or {}).get("type")
-    if normalizer not in (None, "NFC"):  # llama.cpp normalizes nothing; NFC only touches non-NFC text
-        raise ValueError(f"{model_dir}: tokenizer normalizer {normalizer!r} is not supported by llama.cpp")
+    def kinds(n) -> list[str]:  # a Sequence of normalizers, flattened (an empty one normalizes nothing)
+        if not n:
+            return []
+        return [k for m in n.get("normalizers", []) for k in kinds(m)] if n.get("type") == "Sequence" else [n.get("type")]
+
+    unsupported = [k for k in kinds(tok_json.get("normalizer")) if k != "NFC"]
+    if unsupported:  # llama.cpp normalizes nothing; NFC only touches non-NFC text
+        raise ValueError(f"{model_dir}: tokenizer normalizer {unsupported[0]!r} is not supported by llama.cpp")
     regexes = [p["pattern"]["Regex"] for p in parts if p.get("type") == "Split" and "Regex" in p.get("pattern", {})]
     if not regexes and any(p.get("type") == "ByteLevel" and p.get("use_regex", True) for p in parts):
-        regexes = [PRE_TOKENIZERS["gpt2"]]  # ByteLevel's built-in regex is GPT-2's
+        regexes = [PRE_TOKENIZERS["gpt-2"]]  # ByteLevel's built-in regex is GPT-2's
     for name, regex in PRE_TOKENIZERS.items():
         if regexes == [regex]:
             return name
