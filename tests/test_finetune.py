@@ -53,7 +53,7 @@ def smollm2(tmp_path_factory):
 
 
 def recipe_file(root: Path, base, *, lora: bool = True, steps: int = 6, batch: int = 4, extra: str = "",
-                train: str = "", max_len: int = 256) -> Path:
+                train: str = "", max_len: int = 256, lr: float | None = None) -> Path:
     """A small fine-tuning recipe over `base` in root/models/ft.toml."""
     models = root / "models"
     models.mkdir(parents=True, exist_ok=True)
@@ -71,7 +71,7 @@ max_len = {max_len}
 {extra}
 [train]
 batch_size = {batch}
-learning_rate = {2e-2 if lora else 3e-3}
+learning_rate = {lr or (2e-2 if lora else 3e-3)}
 warmup_ratio = 0.0
 precision = "fp32"
 save_every = 2
@@ -255,7 +255,7 @@ STRESS = ["A pen costs 12345 dollars; 3.75% of $1,234.50 is?", "  two  spaces\n\
 
 @needs_smollm2
 def test_smollm2_fine_tunes_on_the_cpu_and_its_loss_falls(smollm2, tmp_path):
-    recipe = prepare(recipe_file(tmp_path, smollm2, steps=6, batch=2, max_len=384))
+    recipe = prepare(recipe_file(tmp_path, smollm2, steps=8, batch=4, max_len=384, lr=1e-3))
     metrics = train(recipe, progress=False)
     assert metrics["method"] == "lora" and metrics["parameters"] > 130e6 and falls(metrics), metrics["loss_curve"]
 
