@@ -287,6 +287,6 @@ def test_unknown_pre_tokenizer_regex_names_the_known_ones(tiny, tmp_path):
     tok = json.loads((d / "tokenizer.json").read_text())
     tok["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = r"\p{L}+|\s+|."
     (d / "tokenizer.json").write_text(json.dumps(tok))
-    with pytest.raises(ValueError, match="gpt2, llama3, qwen2"):
+    with pytest.raises(ValueError, match="gpt-2, llama3, qwen2"):
         write_gguf(d, d / "odd.gguf")
     assert not list(d.glob("*.gguf")) and not list(d.glob(".*tmp"))
