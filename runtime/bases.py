@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
-from tracetutor.files import atomic_path, write_json
+from tracetutor.files import atomic_path, read_json, write_json
 from tracetutor.recipe import models_dir
 
 
@@ -73,12 +73,10 @@ def materialise(gguf: Path, out: Path, log=print, package: str | None = None) ->
     stamp = {"gguf": str(gguf), "bytes": gguf.stat().st_size, "package": package}
     made = out / "base.json"
     if made.is_file() and (out / "model.safetensors").is_file():
-        import json
-
         try:
-            if json.loads(made.read_text()) == stamp:
+            if read_json(made) == stamp:
                 return out
-        except ValueError:
+        except ValueError:  # a damaged stamp: made again
             pass
     log(f"base: reading {gguf.name} into a model folder in {out} (once; about a minute)")
     try:
@@ -128,9 +126,7 @@ def _special_tokens(tok, gguf: Path):
 def adapter_base(adapter_dir: Path) -> Path | str:
     """The base a peft adapter folder applies to: the folder it records, or, where that is not
     on this machine, the base it names resolved here (a shipped adapter names its package)."""
-    import json
-
-    recorded = json.loads((Path(adapter_dir) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    recorded = read_json(Path(adapter_dir) / "adapter_config.json").get("base_model_name_or_path")
     if not recorded:
         raise ValueError(f"{adapter_dir / 'adapter_config.json'}: names no base (base_model_name_or_path)")
     return recorded if Path(recorded).is_dir() else resolve_base(recorded)

@@ -241,18 +241,26 @@ class _Examples:
             self.done[i] = encode_example(self.tokenizer, self.traces[i], self.mode, self.max_len)
         return self.done[i]
 
-    def lengths(self):
-        examples = self
+    def __len__(self) -> int:
+        return len(self.traces)
 
-        class Lengths:  # a too-long example sorts last; it is reported once the order is known
-            def __len__(self):
-                return len(examples.traces)
+    def length(self, i: int) -> int:
+        """Tokens of example i; a too-long one sorts last and is reported once the order is known."""
+        e = self[i]
+        return len(e["input_ids"]) if e is not None else self.max_len + 1
 
-            def __getitem__(self, i):
-                e = examples[i]
-                return len(e["input_ids"]) if e is not None else examples.max_len + 1
 
-        return Lengths()
+class _Lengths:
+    """The examples' lengths as the curriculum's order reads them (by index), encoded on demand."""
+
+    def __init__(self, examples: _Examples):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> int:
+        return self.examples.length(i)
 
 
 class _BatchList:
@@ -291,7 +299,7 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     traces = load_traces(data_dir / "train.jsonl")
     examples = _Examples(tokenizer, traces, cfg.mode, recipe.model.max_len)
     stages, batch_size = cfg.budget(torch.cuda.is_available())
-    order = curriculum_order(traces, stages, batch_size, cfg.seed, lengths=examples.lengths(),
+    order = curriculum_order(traces, stages, batch_size, cfg.seed, lengths=_Lengths(examples),
                              family_weights=cfg.family_weights, source_weights=recipe.data.weights,
                              shuffled=cfg.order == "shuffled")
     drawn = sorted({i for b in order for i in b})

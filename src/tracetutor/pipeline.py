@@ -158,8 +158,7 @@ def prepare_model(recipe: Recipe, resume: bool = False, force: bool = False) -> 
 
     key = model_fingerprint(recipe)
     metrics_path = recipe.dir / "train_metrics.json"
-    weights = ("model.safetensors", "adapter_model.safetensors")
-    if not force and any((recipe.dir / w).is_file() for w in weights) and _recorded(metrics_path) == key:
+    if not force and _has_weights(recipe.dir) and _recorded(metrics_path) == key:
         print(f"model: already trained in {recipe.dir} (use --force to retrain)")
         return json.loads(metrics_path.read_text())
     ckpt_dir = recipe.dir / "checkpoints"
@@ -181,6 +180,15 @@ def prepare_model(recipe: Recipe, resume: bool = False, force: bool = False) -> 
     metrics = {"fingerprint": key, **metrics}
     write_json(metrics_path, metrics)
     return metrics
+
+
+def _has_weights(folder: Path) -> bool:
+    from tracetutor.files import weight_files
+
+    try:
+        return bool(weight_files(folder))
+    except FileNotFoundError:
+        return False
 
 
 def bench_fingerprint(recipe: Recipe, variants: list[str], check: bool) -> str:
@@ -329,15 +337,14 @@ def release(recipe: Recipe | str, variant: str | None = None, *, log=print) -> P
 def _ship_adapter(folder: Path, base: str, gguf_name: str) -> None:
     """The adapter in `folder` as shipped: its weights in fp16 (half the bytes, and the GGUF LoRA
     holds f16 anyway), its base named by `base`, and its GGUF LoRA written from those weights."""
-    import json
-
     from safetensors.torch import load_file, save_file
 
     from tracetutor.export.gguf import write_gguf_lora
+    from tracetutor.files import read_json
 
     weights = folder / "adapter_model.safetensors"
     save_file({k: v.half() for k, v in load_file(weights).items()}, weights, metadata={"format": "pt"})
-    config = json.loads((folder / "adapter_config.json").read_text())
+    config = read_json(folder / "adapter_config.json")
     write_json(folder / "adapter_config.json", {**config, "base_model_name_or_path": base})
     write_gguf_lora(folder, folder / gguf_name)
 
