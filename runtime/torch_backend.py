@@ -13,7 +13,10 @@ from .types import Settings
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, path: str | Path, *, threads: int | None = None, device: str | None = None):
+    def __init__(self, path: str | Path, *, threads: int | None = None, device: str | None = None,
+                 merge: bool = True):
+        """`merge`: a LoRA adapter's weights are merged into its base's (W + B·A·scale, in fp32),
+        so it runs as fast as the base; unmerged, its parameters keep the adapter's names."""
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -33,6 +36,8 @@ class TorchBackend:
                 from .bases import load_adapter
 
                 self.model, tok_dir = load_adapter(path, torch.float32)
+                if merge:
+                    self.model = self.model.merge_and_unload()
             else:
                 self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
         except Exception as e:

@@ -47,6 +47,18 @@ def test_variants_of_an_adapter_match_the_adapter_not_the_base(adapter):
     np.testing.assert_allclose(merged_onnx, with_adapter, atol=2e-3)
 
 
+def test_torch_runs_an_adapter_merged_with_the_logits_of_base_plus_adapter(adapter):
+    from tracetutor.runtime.torch_backend import TorchBackend
+
+    base, adapter_dir = adapter
+    merged, unmerged = TorchBackend(adapter_dir), TorchBackend(adapter_dir, merge=False)
+    assert not any("lora_" in n for n, _ in merged.model.named_parameters())
+    assert any("lora_" in n for n, _ in unmerged.model.named_parameters())
+    ids = merged.encode_prompt("A pen costs 3 dollars. How much do 7 pens cost?")
+    np.testing.assert_allclose(merged.logits(ids), unmerged.logits(ids), atol=1e-4)
+    assert np.abs(merged.logits(ids) - TorchBackend(base).logits(ids)).max() > 0.5
+
+
 def test_variants_of_an_adapter_record_the_adapters_weights(adapter, tmp_path):
     """Provenance is the adapter's own weights (not its merged copy's), so a retrained adapter
     makes its variants stale; without held-out traces, KL is measured on torch's completions."""
