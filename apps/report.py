@@ -200,6 +200,14 @@ def write_report(recipe: Recipe) -> Path:
             for w in first["wrong"][:3]:
                 lines += [f"- **{w['id']}**: {w['question']}", f"  expected {w['expected']}, got {w['got']}:",
                           "", "  ```", *("  " + x for x in w["completion"].splitlines()), "  ```", ""]
+    curve = _read(d / "curve.json")
+    if curve and (d / "curve.png").is_file():
+        from .curve import format_curve
+
+        lines += ["## Learning curve", "", f"Held-out accuracy (the first {curve['n']} problems, greedy) of the "
+                  f"weights kept every {recipe.train.snapshot_every} steps, against the tokens trained on; "
+                  "the plot adds each compared recipe's curve (`tracetutor curve`) and the held-out loss.", "",
+                  format_curve(curve), "", "![learning curve](curve.png)", ""]
     export = _read(d / "export_report.json")
     if export:
         lines += _variants_section(export, bench, d)

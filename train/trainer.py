@@ -26,12 +26,14 @@ import time
 import warnings
 from pathlib import Path
 
-from tracetutor.files import write_json
+from tracetutor.files import atomic_path, write_json
 from tracetutor.recipe import Recipe, RecipeError
 from tracetutor.runtime.types import DEFAULT_MAX_NEW_TOKENS
 from tracetutor.trace import load_traces
 
 from .dataset import PadCollator, curriculum_order, encode_example
+
+CURVE = "curve"  # the folder in checkpoints/ that keeps the learning curve's snapshots
 
 
 def pick_precision(requested: str) -> str:
@@ -367,8 +369,9 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
             for part, name in ((self.optimizer, "optimizer.pt"), (self.lr_scheduler, "scheduler.pt")):
                 part.load_state_dict(torch.load(Path(checkpoint) / name, map_location="cpu", weights_only=True))
 
-    RunClock, TokensPerSecondBar = _callbacks()
+    RunClock, TokensPerSecondBar, Snapshots = _callbacks()
     clock = RunClock(world)
+    snapshots = [Snapshots(ckpt_dir / CURVE, cfg.snapshot_every)] if cfg.snapshot_every else []
     model = build_model(recipe, tokenizer)
     model.config.use_cache = False  # a KV cache in training is waste, and it hides packing from the attention mask
     if not torch.cuda.is_available():
@@ -377,7 +380,7 @@ def train(recipe: Recipe, *, resume: bool = False, data_dir: Path | None = None,
     trainer = SequentialTrainer(
         model=model, args=args, train_dataset=batches, eval_dataset=held, processing_class=tokenizer,
         data_collator=lambda items: collate(items[0]),
-        callbacks=[clock] + ([TokensPerSecondBar()] if progress and main else []),
+        callbacks=[clock] + snapshots + ([TokensPerSecondBar()] if progress and main else []),
     )
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)  # the bar and loss_curve replace its dict dumps
@@ -491,7 +494,24 @@ def _callbacks():
         def on_train_end(self, args, state, control, **kw):
             self.bar.close()
 
-    return RunClock, TokensPerSecondBar
+    class Snapshots(TrainerCallback):
+        """The trained weights every `every` steps, kept as `folder`/step-<N>.safetensors with the
+        step and the tokens seen so far in its metadata: the learning curve's points."""
+
+        def __init__(self, folder: Path, every: int):
+            self.folder, self.every = folder, every
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step % self.every or not state.is_world_process_zero:
+                return
+            from safetensors.torch import save_file
+
+            weights = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+            meta = {"step": str(state.global_step), "tokens": str(int(state.num_input_tokens_seen))}
+            with atomic_path(self.folder / f"step-{state.global_step:06d}.safetensors") as tmp:
+                save_file(weights, str(tmp), metadata=meta)
+
+    return RunClock, TokensPerSecondBar, Snapshots
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -250,6 +250,20 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_curve(args) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    from tracetutor.apps.curve import curve, format_curve
+
+    result, png = curve(args.model, args.limit, args.threads)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_curve(result))
+        print(f"plot: {png}")
+    return 0
+
+
 # ---------------------------------------------------------------- serve
 
 def cmd_serve(args) -> int:
@@ -440,6 +454,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure decode tokens/s and time to first token instead (and llama.cpp's raw speed)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
+
+    cu = sub.add_parser("curve", help="the learning curve: held-out accuracy against training tokens, from the "
+                                      "snapshots a run keeps (train.snapshot_every), beside its compared recipes")
+    cu.add_argument("model")
+    cu.add_argument("--limit", type=int, default=200, help="the first N held-out problems (default 200)")
+    cu.add_argument("--threads", type=int, default=None)
+    cu.add_argument("--json", action="store_true")
+    cu.set_defaults(func=cmd_curve)
 
     sv = sub.add_parser("serve", help="an OpenAI-compatible chat server (/v1/chat/completions, /v1/models)")
     sv.add_argument("model")

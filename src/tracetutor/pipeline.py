@@ -17,7 +17,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from tracetutor.files import write_json
+from tracetutor.files import read_json, write_json
 from tracetutor.recipe import Recipe, RecipeError
 from tracetutor.trace import load_traces, render_completion, save_traces
 
@@ -77,7 +77,7 @@ def tokenizer_fingerprint(recipe: Recipe) -> str:
 
 def model_fingerprint(recipe: Recipe) -> str:
     # how often to checkpoint and evaluate, and how the arithmetic is laid out, change no weight
-    how = ("save_every", "eval_every", "gradient_checkpointing", "packing")
+    how = ("save_every", "eval_every", "snapshot_every", "gradient_checkpointing", "packing")
     train = {k: v for k, v in asdict(recipe.train).items() if k not in how}
     lora = [asdict(recipe.lora)] if recipe.lora is not None else []
     return _fingerprint([tokenizer_fingerprint(recipe), _set(asdict(recipe.model)), _set(train)] + lora)
@@ -246,8 +246,26 @@ def run_pipeline(recipe: Recipe, *, force: bool = False, export: bool = True, lo
         variants += targets
     stage("bench (held-out)")
     bench = bench_heldout(recipe, variants, check=True, force=force)
+    if recipe.train.snapshot_every:
+        stage("learning curve")
+        learning_curve(recipe, force=force, log=log)
     stage("report")
     return {"train": metrics, "export": report, "bench": bench, "report": write_report(recipe)}
+
+
+def learning_curve(recipe: Recipe, force: bool = False, log=print) -> dict:
+    """The run's learning curve (apps/curve.py), kept while the model is the same."""
+    from tracetutor.apps.curve import curve
+
+    path = recipe.dir / "curve.json"
+    key = model_fingerprint(recipe)
+    if not force and path.is_file() and _recorded(path) == key:
+        log(f"learning curve: up to date in {path}")
+        return read_json(path)
+    result, _ = curve(recipe.path or recipe.name)
+    result = {"fingerprint": key, **result}
+    write_json(path, result)
+    return result
 
 
 def _packaged_base(recipe: Recipe) -> bool:

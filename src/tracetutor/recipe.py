@@ -196,6 +196,9 @@ class TrainConfig:
     each example (position ids restart per example)."""
     eval_every: int = 0
     """Held-out loss every this many steps (0: never)."""
+    snapshot_every: int = 0
+    """Keep the trained weights every this many steps in checkpoints/curve/, for the learning
+    curve of held-out accuracy against training tokens (`tracetutor curve`); 0: never."""
     order: str | None = None
     """None: the stages in order (the curriculum); "shuffled": the same examples in one random
     order with no stage order, the ablation of the curriculum."""
@@ -216,6 +219,7 @@ class TrainConfig:
         _check(self.gpu_stages is None or bool(self.gpu_stages), "train.gpu_stages", "at least one stage is needed")
         _check(self.gpu_batch_size is None or self.gpu_batch_size > 0, "train.gpu_batch_size", "must be positive")
         _check(self.eval_every >= 0, "train.eval_every", f"must be >= 0, got {self.eval_every}")
+        _check(self.snapshot_every >= 0, "train.snapshot_every", f"must be >= 0, got {self.snapshot_every}")
         _check(self.order in (None, "shuffled"), "train.order",
                f"must be \"shuffled\" or left out (the curriculum's order), got {self.order!r}")
 
