@@ -1,13 +1,15 @@
 """The prompt a backend sees: the model's own chat template rendered with jinja2.
 
-Every backend renders the same template the same way and then tokenizes the text with its
-own tokenizer (special tokens parsed), so prompts agree token for token across backends.
-Only jinja2 is needed: no transformers on a laptop that only tutors.
+Every backend renders the same template the same way and cuts the text at the template's own
+control tokens (`prompt_pieces`); its tokenizer turns those into their ids and the text between
+them into plain tokens, so prompts agree token for token across backends and a message's text
+never becomes a control token. Only jinja2 is needed: no transformers on a laptop that only tutors.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,6 +34,43 @@ def render_prompt(template: str, question: str | list[dict], *, bos_token: str =
     so a backend that keeps its KV cache (llama.cpp) only evaluates the new tokens."""
     return _compiled(template).render(messages=messages_of(question), add_generation_prompt=True,
                                       bos_token=bos_token, eos_token=eos_token)
+
+
+# a message's special-token text is hidden behind an index while the template renders
+_HIDDEN = re.compile("\ue000(\\d+)\ue001")
+
+
+@lru_cache(maxsize=16)
+def _control_pattern(controls: frozenset[str]) -> re.Pattern:
+    # longest first, as tokenizers match: <|im_end|> before a shorter token it starts with
+    alternatives = [re.escape(c) for c in sorted(controls, key=len, reverse=True) if c]
+    return re.compile(f"({'|'.join(alternatives) or '(?!)'})")
+
+
+def prompt_pieces(template: str, question: str | list[dict], controls: frozenset[str], *,
+                  bos_token: str = "", eos_token: str = "") -> list[tuple[str, bool]]:
+    """The rendered prompt (`render_prompt`) as (text, is_control) pieces: each control token the
+    template writes, and the plain text between them. `controls` are the texts of the tokenizer's
+    control tokens. Control-token text inside a message (a learner typing <|end|>) stays in the
+    plain text, so it is tokenized as the characters typed and cannot fake a turn; a prompt whose
+    messages hold none is cut exactly where its tokenizer cuts it when parsing special tokens."""
+    control = _control_pattern(controls)
+    hidden: list[str] = []
+
+    def hide(m: re.Match) -> str:
+        hidden.append(m[0])
+        return f"\ue000{len(hidden) - 1}\ue001"
+
+    # the marker characters themselves are hidden too, so typed ones come back as typed
+    inner = re.compile(f"{control.pattern}|[\ue000\ue001]")
+    messages = [{**m, "content": inner.sub(hide, m["content"])} if isinstance(m.get("content"), str) else m
+                for m in messages_of(question)]
+    text = render_prompt(template, messages, bos_token=bos_token, eos_token=eos_token)
+    pieces = []
+    for i, part in enumerate(control.split(text)):
+        if part:
+            pieces.append((part, True) if i % 2 else (_HIDDEN.sub(lambda m: hidden[int(m[1])], part), False))
+    return pieces
 
 
 def template_from_folder(folder: str | Path) -> tuple[str, str, str]:

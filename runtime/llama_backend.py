@@ -1,8 +1,8 @@
 """The llama.cpp backend: a GGUF file run by llama-cpp-python, with llama.cpp's own tokenizer
 and sampler.
 
-The prompt is the chat template stored in the GGUF, rendered like every other backend renders
-it (runtime/chat.py), then tokenized by llama.cpp with special tokens parsed.
+The prompt is the chat template stored in the GGUF, rendered and cut at the template's control
+tokens like every other backend does it (runtime/chat.py), then tokenized by llama.cpp.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from collections import Counter
 from contextlib import contextmanager
 import re
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
-from .chat import render_prompt
+from .chat import prompt_pieces
 from .sampling import log_softmax
 from .types import Settings
 
@@ -94,11 +95,21 @@ class LlamaCppBackend:
 
     # ---- text <-> ids
 
+    @cached_property
+    def controls(self) -> frozenset[str]:
+        """The texts of the tokens llama.cpp parses only with special=True: control and unknown."""
+        lib = self._lib
+        control = lib.LLAMA_TOKEN_ATTR_CONTROL | lib.LLAMA_TOKEN_ATTR_UNKNOWN
+        return frozenset(self._piece(i) for i in range(lib.llama_vocab_n_tokens(self.vocab))
+                         if lib.llama_vocab_get_attr(self.vocab, i) & control)
+
     def encode_prompt(self, question: str | list[dict]) -> list[int]:
         if not self.template:
             raise ValueError(f"{self.path}: no chat template in the GGUF metadata (tokenizer.chat_template)")
-        text = render_prompt(self.template, question, bos_token=self.bos_text, eos_token=self.eos_text)
-        return self.tokenize(text, special=True)  # the template writes bos itself
+        # the template writes bos itself; a message's text is plain text, whatever it holds
+        pieces = prompt_pieces(self.template, question, self.controls,
+                               bos_token=self.bos_text, eos_token=self.eos_text)
+        return [i for text, control in pieces for i in self.tokenize(text, special=control)]
 
     def tokenize(self, text: str, special: bool = False) -> list[int]:
         """llama.cpp's ids for `text`, no bos added; special=True parses control tokens in the text."""

@@ -13,6 +13,7 @@ takes them) and `past_key_values.{i}.key/value`; its outputs are `logits` and
 from __future__ import annotations
 
 import dataclasses
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from tracetutor.files import read_json
 
-from .chat import render_prompt, template_from_folder, token_bytes_function
+from .chat import prompt_pieces, template_from_folder, token_bytes_function
 from .sampling import Sampler
 from .types import Settings
 
@@ -157,9 +158,16 @@ class OnnxBackend:
 
     # --- text ----------------------------------------------------------------------------
 
+    @cached_property
+    def controls(self) -> frozenset[str]:
+        """The texts of the tokenizer's special tokens, which only the chat template writes."""
+        return frozenset(t.content for t in self.tokenizer.get_added_tokens_decoder().values() if t.special)
+
     def encode_prompt(self, question: str | list[dict]) -> list[int]:
-        text = render_prompt(self.template, question, bos_token=self.bos_token, eos_token=self.eos_token)
-        return self.tokenize(text, special=True)  # the template writes <s> itself where the model has one
+        # the template writes <s> itself where the model has one; a message's text is plain text
+        pieces = prompt_pieces(self.template, question, self.controls,
+                               bos_token=self.bos_token, eos_token=self.eos_token)
+        return [i for text, control in pieces for i in self.tokenize(text, special=control)]
 
     def tokenize(self, text: str, special: bool = False) -> list[int]:
         """Token ids of `text`; with `special`, special-token text is parsed as those tokens."""
