@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -292,18 +293,37 @@ class Conversation:
         return cls(d["id"], d["started"], d["model"], d["variant"], [Entry(**e) for e in d["entries"]])
 
     def to_markdown(self) -> str:
-        out = [f"# {self.title()}", "", f"*{self.started.replace('T', ' ')}, {self.model} ({self.variant})*"]
+        """Every exchange as Markdown that shows each text as written, learner's and model's alike:
+        nothing typed or generated renders as an image, a link, HTML, a heading or a list."""
+        title = markdown_text(" ".join(self.title().splitlines()))  # a heading is one line
+        out = [f"# {title}", "", f"*{self.started.replace('T', ' ')}, {self.model} ({self.variant})*"]
         for e in self.entries:
             if e.kind == "question":
-                out += ["", "## Question", "", e.text]
+                out += ["", "## Question", "", markdown_text(e.text)]
             else:
                 who = "You" if e.role == "learner" else "Tutor"
-                out += ["", f"**{who}, {_KIND_TITLES[e.kind]}:**", "", "  \n".join(e.text.splitlines())]
+                out += ["", f"**{who}, {_KIND_TITLES[e.kind]}:**", "", markdown_text(e.text)]
         return "\n".join(out) + "\n"
 
 
 _KIND_TITLES = {"solution": "solution", "hint": "hint", "work": "my work", "check": "check",
                 "vote": "self-consistency"}
+
+# backslash-escaped anywhere: what starts an image, a link, HTML, an entity, emphasis, code,
+# a table, strikethrough, math or a heading
+_MARKUP = re.compile(r"([\\`*_\[\]<>!&|~$#])")
+# escaped at the start of a line only, where they start a list, a rule or a heading underline
+_LINE_START = re.compile(r"^(\d+[.)]|[-+=])")
+
+
+def markdown_text(text: str) -> str:
+    """`text` as Markdown that renders as exactly these characters, line for line."""
+    lines = []
+    for line in text.splitlines():
+        # indentation would start a code block, where escapes show; Markdown drops it anyway
+        line = _MARKUP.sub(r"\\\1", line.lstrip())
+        lines.append(_LINE_START.sub(lambda m: m[0][:-1] + "\\" + m[0][-1], line))
+    return "  \n".join(lines)
 
 
 def data_dir() -> Path:

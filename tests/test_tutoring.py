@@ -2,6 +2,7 @@
 arithmetic marks, self-consistency, conversations and the model catalog."""
 
 import json
+import re
 
 import pytest
 
@@ -223,3 +224,30 @@ def test_catalog_lists_trained_models_with_variants_sizes_and_accuracy(models):
         ("onnx-int8", 1200, None, None), ("gguf-q8_0", 2000, 0.5, 0.75)]
     assert tiny_choice.preferred_variant() == "gguf-q8_0"  # GGUF first: the tutors need no torch
     assert catalog[1].variants[0].accuracy is None
+
+
+TYPED = ("![](http://example.com/x.png) costs <b>$3</b> & <img src=http://example.com/y.png> *each*\n"
+         "# not a heading\n- not a list\n12. not a list either\n> not a quote\n---\n`3 * 4` | [a](http://example.com) \\")
+
+
+def rendered(md: str) -> tuple[str, str]:
+    """(HTML, its text as a reader sees it) of Markdown rendered as GitHub does (tables, strikethrough)."""
+    import html
+
+    markdown_it = pytest.importorskip("markdown_it")
+    page = markdown_it.MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(md)
+    return page, html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def test_markdown_export_shows_typed_text_as_typed_and_loads_nothing():
+    conv = Conversation("20250101-000000-cccccc", "2025-01-01T00:00:00", "m", "gguf-q8_0")
+    conv.add("learner", "question", TYPED)
+    conv.add("tutor", "solution", "Step 1: 3 x 4 = 12 ![](http://example.com/z.png)<script>x()</script>\nAnswer: 12")
+    conv.add("learner", "work", TYPED, {"answer": TYPED, "steps": []})
+    page, text = rendered(conv.to_markdown())
+    tags = re.findall(r"<(\w+)", page)  # no image, link, HTML, list, quote, rule, code or table
+    assert set(tags) <= {"h1", "h2", "p", "br", "strong", "em"} and tags.count("h1") == tags.count("h2") == 1, page
+    lines = text.splitlines()
+    for line in TYPED.splitlines():  # every line reads as typed, in the title, the question and the work
+        assert sum(line in x for x in lines) == 3, (line, text)
+    assert "Step 1: 3 x 4 = 12 ![](http://example.com/z.png)<script>x()</script>" in lines
