@@ -10,12 +10,16 @@ compute.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from tracetutor.files import read_json, write_json
 
 from .bench import load_problems, score
-from .stats import wilson
+from tracetutor.trace import answers_match
+
+from .stats import mcnemar_p, wilson
 
 CURVE_DIR = Path("checkpoints") / "curve"  # where the trainer keeps the snapshots (train.trainer.CURVE)
 
@@ -28,7 +32,7 @@ def _step(snap: Path) -> int:
     return int(snap.name.removeprefix("step-").removesuffix(".safetensors"))
 
 
-def measure_curve(model_dir: Path, limit: int | None = 200, threads: int | None = None) -> dict:
+def measure_curve(model_dir: Path, limit: int | None = None, threads: int | None = None) -> dict:
     """Held-out accuracy of every snapshot and of the trained model, by training tokens."""
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -64,12 +68,16 @@ def measure_curve(model_dir: Path, limit: int | None = 200, threads: int | None 
             raise ValueError(f"{snap}: holds weights the model does not have ({sorted(missing)[0]}, ...); "
                              "it belongs to another run")
         backend.model.load_state_dict(weights, strict=False)
-        s = score(problems, engine.answer_batch(questions))
+        s = score(problems, outputs := engine.answer_batch(questions))
         low, high = wilson(s["correct"], s["n"])
+        correct = [answers_match(o.answer, p["answer"]) for p, o in zip(problems, outputs)]
         points.append({"step": step, "tokens": tokens, "accuracy": s["accuracy"], "accuracy_ci": [low, high],
-                       "by_difficulty": {k: v["accuracy"] for k, v in s["by_difficulty"].items()}})
+                       "by_difficulty": {k: v["accuracy"] for k, v in s["by_difficulty"].items()},
+                       "correct": correct})
         bar.write(f"step {step:>6}  {tokens / 1e6:6.2f}M tokens  accuracy {s['accuracy']:.1%} [{low:.1%}-{high:.1%}]")
-    return {"model": model_dir.name, "problems": str(path), "n": len(problems), "points": points,
+    digest = hashlib.sha256(json.dumps([(p["question"], p["answer"]) for p in problems]).encode()).hexdigest()
+    return {"model": model_dir.name, "problems": str(path), "problems_sha256": digest, "n": len(problems),
+            "points": points,
             "eval_curve": _eval_tokens(metrics)}
 
 
@@ -95,11 +103,12 @@ def write_curve(curve: dict, model_dir: Path, compare: list[Path] = ()) -> Path:
     import matplotlib.pyplot as plt
 
     model_dir = Path(model_dir)
-    write_json(model_dir / "curve.json", curve)
     runs = {curve["model"]: curve}
     for other in compare:
         if (Path(other) / "curve.json").is_file():
             runs[Path(other).name] = read_json(Path(other) / "curve.json")
+    curve["compared"] = {name: _paired(curve, run) for name, run in runs.items() if name != curve["model"]}
+    write_json(model_dir / "curve.json", curve)
     with_loss = any(r.get("eval_curve") for r in runs.values())
     fig, axes = plt.subplots(1, 2 if with_loss else 1, figsize=(11 if with_loss else 6, 4), squeeze=False)
     acc = axes[0][0]
@@ -130,6 +139,14 @@ def write_curve(curve: dict, model_dir: Path, compare: list[Path] = ()) -> Path:
     return out
 
 
+def _paired(curve: dict, other: dict) -> dict:
+    """The trained models side by side: accuracy, and McNemar's p on the same problems."""
+    mine, theirs = curve["points"][-1], other["points"][-1]
+    same = other.get("problems_sha256") == curve["problems_sha256"]
+    return {"accuracy": theirs["accuracy"], "tokens": theirs["tokens"],
+            "mcnemar_p": round(mcnemar_p(mine["correct"], theirs["correct"]), 4) if same else None}
+
+
 def format_curve(curve: dict) -> str:
     rows = ["| step | tokens | accuracy [95% CI] | " + " | ".join(f"level {k}" for k in
                                                                   curve["points"][-1]["by_difficulty"]) + " |"]
@@ -139,10 +156,15 @@ def format_curve(curve: dict) -> str:
         levels = " | ".join(f"{100 * a:.0f}%" if a is not None else "-" for a in p["by_difficulty"].values())
         rows.append(f"| {p['step']} | {p['tokens'] / 1e6:.2f}M | {100 * p['accuracy']:.1f}% "
                     f"[{100 * low:.1f}-{100 * high:.1f}] | {levels} |")
+    final = curve["points"][-1]
+    for name, c in (curve.get("compared") or {}).items():
+        p = f", McNemar p = {c['mcnemar_p']:.3g} on the same problems" if c["mcnemar_p"] is not None else ""
+        rows.append(f"\nTrained: {curve['model']} {100 * final['accuracy']:.1f}% after {final['tokens'] / 1e6:.2f}M "
+                    f"tokens; {name} {100 * c['accuracy']:.1f}% after {c['tokens'] / 1e6:.2f}M{p}.")
     return "\n".join(rows)
 
 
-def curve(model, limit: int | None = 200, threads: int | None = None) -> tuple[dict, Path]:
+def curve(model, limit: int | None = None, threads: int | None = None) -> tuple[dict, Path]:
     """measure_curve and write_curve for a MODEL argument (recipe name, file or folder)."""
     from tracetutor.recipe import load_recipe, resolve_model
 

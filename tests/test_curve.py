@@ -83,3 +83,26 @@ def test_a_run_without_snapshots_is_one_line_naming_the_setting(tmp_path, capsys
     assert main(["curve", str(run)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "train.snapshot_every" in err and str(run) in err
+
+
+def test_compared_runs_are_paired_only_on_the_same_problems(tmp_path):
+    from tracetutor.apps.curve import format_curve, write_curve
+
+    def run(name, correct, digest="same"):
+        acc = sum(correct) / len(correct)
+        return {"model": name, "problems": f"{name}/data/heldout.jsonl", "problems_sha256": digest,
+                "n": len(correct), "eval_curve": [],
+                "points": [{"step": 10, "tokens": 1000, "accuracy": acc, "accuracy_ci": [0.0, 1.0],
+                            "by_difficulty": {"1": acc}, "correct": correct}]}
+
+    for name, correct, digest in (("a", [True] * 8 + [False] * 2, "same"), ("b", [False] * 10, "same"),
+                                  ("c", [True] * 10, "other")):
+        (tmp_path / name).mkdir()
+        if name != "a":
+            (tmp_path / name / "curve.json").write_text(json.dumps(run(name, correct, digest)))
+    mine = run("a", [True] * 8 + [False] * 2)
+    write_curve(mine, tmp_path / "a", [tmp_path / "b", tmp_path / "c", tmp_path / "missing"])
+    compared = json.loads((tmp_path / "a" / "curve.json").read_text())["compared"]
+    assert compared["b"] == {"accuracy": 0.0, "tokens": 1000, "mcnemar_p": round(2 / 256, 4)}  # 8 discordant, all one way
+    assert compared["c"]["mcnemar_p"] is None and "missing" not in compared
+    assert "McNemar p = 0.0078" in format_curve(mine)

@@ -458,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     cu = sub.add_parser("curve", help="the learning curve: held-out accuracy against training tokens, from the "
                                       "snapshots a run keeps (train.snapshot_every), beside its compared recipes")
     cu.add_argument("model")
-    cu.add_argument("--limit", type=int, default=200, help="the first N held-out problems (default 200)")
+    cu.add_argument("--limit", type=int, default=None, help="only the first N held-out problems (default all)")
     cu.add_argument("--threads", type=int, default=None)
     cu.add_argument("--json", action="store_true")
     cu.set_defaults(func=cmd_curve)
