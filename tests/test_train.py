@@ -177,7 +177,7 @@ def test_progress_bar_shows_no_loss_until_one_is_known():
 
     from tracetutor.train.trainer import _callbacks
 
-    _, Bar = _callbacks()
+    _, Bar, _ = _callbacks()
     fresh = TrainerState(max_steps=10)
     bar = Bar()
     bar.on_train_begin(None, fresh, None)
