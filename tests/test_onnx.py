@@ -206,10 +206,10 @@ def test_tokenizer_parity_with_transformers(tiny, arch, questions):
 # --- quantized variants --------------------------------------------------------------------
 
 # random weights amplify rounding (trained models agree far more); measured top-1 / KL:
-# int8 0.877 / 0.015 (llama), 0.878 / 0.019 (qwen2); int4 0.330 / 1.36, 0.297 / 1.63, and
-# test_quantized_graph_is_torch_with_rounded_weights checks both exactly
-MIN_TOP1 = {"int8": 0.80, "int4": 0.25}
-MAX_KL = {"int8": 0.04, "int4": 2.0}
+# int8 0.830 / 0.035 (llama), 0.817 / 0.038 (qwen2); int4 0.317 / 1.36, 0.294 / 1.65, and
+# test_quantized_graph_is_torch_with_rounded_weights checks both graphs' weights exactly
+MIN_TOP1 = {"int8": 0.75, "int4": 0.25}
+MAX_KL = {"int8": 0.06, "int4": 2.0}
 
 
 @pytest.mark.parametrize("kind", ["int8", "int4"])
@@ -233,13 +233,19 @@ def test_quantized_graph_ops_size_and_agreement(tiny, arch, kind, questions):
 
 @pytest.mark.parametrize("kind", ["int8", "int4"])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_quantized_graph_is_torch_with_rounded_weights(tiny, arch, kind, questions):
-    """The int8 and int4 graphs compute the model whose weights went through onnxruntime's own
-    block rounding (int4: asymmetric 4 bits, the v and down projections 8 bits): any larger gap
+def test_quantized_graph_is_torch_with_rounded_weights(tiny, arch, kind, questions, tmp_path):
+    """The int8 and int4 graphs hold the model whose weights went through onnxruntime's own
+    block rounding (int4: asymmetric 4 bits, the v and down projections 8 bits): run with fp32
+    activations (accuracy level 0), they compute torch with those weights, so any larger gap
     would be the export's fault, not quantization's."""
+    import shutil
+
+    import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
                                                                  DefaultWeightOnlyQuantizer)
     from transformers import AutoModelForCausalLM
+
+    from tracetutor.runtime.onnx_backend import OnnxBackend
 
     from tracetutor.export.onnx import BLOCK_SIZE, INT8_IN_INT4
 
@@ -264,10 +270,17 @@ def test_quantized_graph_is_torch_with_rounded_weights(tiny, arch, kind, questio
             if isinstance(module, torch.nn.Linear) and not (tied and name == "lm_head"):
                 eight = kind == "int8" or f"{name.replace('.', '/')}/MatMul".endswith(INT8_IN_INT4)
                 module.weight.copy_(round_trip(module.weight, 8 if eight else 4, symmetric=eight))
+    folder = shutil.copytree(entry["dir"] / f"onnx-{kind}", tmp_path / kind)
+    graph = onnx.load(str(folder / "model.onnx"))
+    levels = [a for n in graph.graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "accuracy_level"]
+    assert levels and all(a.i == 4 for a in levels)  # as exported: int8 activations
+    for a in levels:
+        a.i = 0
+    onnx.save(graph, str(folder / "model.onnx"))
     ids = teacher_forced_ids(entry, questions)
     with torch.inference_mode():
         ref = model(torch.tensor([ids])).logits[0]
-    got = torch.from_numpy(backend(entry, f"onnx-{kind}").logits(ids))
+    got = torch.from_numpy(OnnxBackend(folder, threads=2).logits(ids))
     torch.testing.assert_close(got, ref, atol=1e-4 * ref.abs().max().item(), rtol=1e-4)
 
 
