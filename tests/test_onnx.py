@@ -245,9 +245,8 @@ def test_quantized_graph_is_torch_with_rounded_weights(tiny, arch, kind, questio
                                                                  DefaultWeightOnlyQuantizer)
     from transformers import AutoModelForCausalLM
 
-    from tracetutor.runtime.onnx_backend import OnnxBackend
-
     from tracetutor.export.onnx import BLOCK_SIZE, INT8_IN_INT4
+    from tracetutor.runtime.onnx_backend import OnnxBackend
 
     def round_trip(weight: torch.Tensor, bits: int, symmetric: bool) -> torch.Tensor:  # (N, K) -> (N, K)
         config = DefaultWeightOnlyQuantConfig(block_size=BLOCK_SIZE, is_symmetric=symmetric, bits=bits)
