@@ -166,18 +166,19 @@ def write_report(recipe: Recipe) -> Path:
                     benches[f"{other} ({variant})"] = r
         levels = sorted({lv for r in benches.values() for lv in r["by_difficulty"]})
         lines += ["## Held-out accuracy", "", f"{bench['n']} problems from `{Path(bench['problems']).name}`, "
-                  "greedy decoding, answers compared after canonicalisation; *steps ok* is the share of "
+                  "greedy decoding (*problems*: how many of them each row answered, the first ones), answers "
+                  "compared after canonicalisation; *steps ok* is the share of "
                   "generated steps whose arithmetic verifies. *Checked* is the same model with checked "
                   "arithmetic (`tracetutor chat --check`): the result of a false step is replaced by its "
                   "exact value and the model goes on from there; the model still picks every number and "
                   "operation.", "",
-                  "| model | accuracy | checked | steps ok | " + " | ".join(f"level {lv}" for lv in levels)
+                  "| model | problems | accuracy | checked | steps ok | " + " | ".join(f"level {lv}" for lv in levels)
                   + " | checked by level |",
-                  "|---|---|---|---|" + "---|" * len(levels) + "---|"]
+                  "|---|---|---|---|---|" + "---|" * len(levels) + "---|"]
         for name, r in benches.items():
             c = r.get("checked") or {}
             by_level = " / ".join(_pct(c["by_difficulty"].get(lv, {}).get("accuracy")) for lv in levels) if c else "–"
-            lines.append(f"| {name} | **{_pct(r['accuracy'])}** | {_pct(c.get('accuracy'))} | "
+            lines.append(f"| {name} | {r['n']} | **{_pct(r['accuracy'])}** | {_pct(c.get('accuracy'))} | "
                          f"{_pct(r['step_validity'])} | "
                          + " | ".join(_pct(r["by_difficulty"].get(lv, {}).get("accuracy")) for lv in levels)
                          + f" | {by_level} |")

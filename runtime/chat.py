@@ -28,11 +28,13 @@ def messages_of(question: str | list[dict]) -> list[dict]:
     return [{"role": "user", "content": question}] if isinstance(question, str) else list(question)
 
 
-def render_prompt(template: str, question: str | list[dict], *, bos_token: str = "", eos_token: str = "") -> str:
+def render_prompt(template: str, question: str | list[dict], *, bos_token: str = "", eos_token: str = "",
+                  add_generation_prompt: bool = True) -> str:
     """The text of a conversation (a question, or earlier turns ending with the user's) up to
     where the assistant starts answering. A later turn's text starts with the earlier turn's,
-    so a backend that keeps its KV cache (llama.cpp) only evaluates the new tokens."""
-    return _compiled(template).render(messages=messages_of(question), add_generation_prompt=True,
+    so a backend that keeps its KV cache (llama.cpp) only evaluates the new tokens. Without
+    `add_generation_prompt`, the conversation as it stands (training renders whole ones)."""
+    return _compiled(template).render(messages=messages_of(question), add_generation_prompt=add_generation_prompt,
                                       bos_token=bos_token, eos_token=eos_token)
 
 
@@ -48,7 +50,7 @@ def _control_pattern(controls: frozenset[str]) -> re.Pattern:
 
 
 def prompt_pieces(template: str, question: str | list[dict], controls: frozenset[str], *,
-                  bos_token: str = "", eos_token: str = "") -> list[tuple[str, bool]]:
+                  bos_token: str = "", eos_token: str = "", add_generation_prompt: bool = True) -> list[tuple[str, bool]]:
     """The rendered prompt (`render_prompt`) as (text, is_control) pieces: each control token the
     template writes, and the plain text between them. `controls` are the texts of the tokenizer's
     control tokens. Control-token text inside a message (a learner typing <|end|>) stays in the
@@ -65,12 +67,26 @@ def prompt_pieces(template: str, question: str | list[dict], controls: frozenset
     inner = re.compile(f"{control.pattern}|[\ue000\ue001]")
     messages = [{**m, "content": inner.sub(hide, m["content"])} if isinstance(m.get("content"), str) else m
                 for m in messages_of(question)]
-    text = render_prompt(template, messages, bos_token=bos_token, eos_token=eos_token)
+    text = render_prompt(template, messages, bos_token=bos_token, eos_token=eos_token,
+                         add_generation_prompt=add_generation_prompt)
     pieces = []
     for i, part in enumerate(control.split(text)):
         if part:
             pieces.append((part, True) if i % 2 else (_HIDDEN.sub(lambda m: hidden[int(m[1])], part), False))
     return pieces
+
+
+def encode_chat(tokenizer, question: str | list[dict], *, add_generation_prompt: bool = True) -> list[int]:
+    """A Hugging Face tokenizer's ids of a conversation rendered by `prompt_pieces`, as every
+    backend tokenizes it: what transformers' apply_chat_template gives for ordinary text, but
+    control-token text inside a message stays plain. Training and torch's prompts use it."""
+    if not tokenizer.chat_template:
+        raise ValueError(f"{tokenizer.name_or_path}: no chat template (tokenizer_config.json or chat_template.jinja)")
+    controls = frozenset(t.content for t in tokenizer.added_tokens_decoder.values() if t.special)
+    pieces = prompt_pieces(tokenizer.chat_template, question, controls, bos_token=tokenizer.bos_token or "",
+                           eos_token=tokenizer.eos_token or "", add_generation_prompt=add_generation_prompt)
+    return [i for text, control in pieces
+            for i in tokenizer.encode(text, add_special_tokens=False, split_special_tokens=not control)]
 
 
 def template_from_folder(folder: str | Path) -> tuple[str, str, str]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
-from .chat import prompt_pieces, token_bytes_function
+from .chat import encode_chat, token_bytes_function
 from .sampling import Sampler
 from .types import Settings
 
@@ -59,20 +58,10 @@ class TorchBackend:
         # pieces as stored (`▁` for a space, `<0x41>` for a byte) are never shorter than their text
         self.max_token_bytes = max(len(piece.encode()) for piece in self.tokenizer.get_vocab())
 
-    @cached_property
-    def controls(self) -> frozenset[str]:
-        """The texts of the tokenizer's special tokens, which only the chat template writes."""
-        return frozenset(t.content for t in self.tokenizer.added_tokens_decoder.values() if t.special)
-
     def encode_prompt(self, question: str | list[dict]) -> list[int]:
         """The ids the other backends give: the template rendered and cut as runtime/chat.py does
         it (transformers' apply_chat_template would parse <|end|> typed in a message as the token)."""
-        tok = self.tokenizer
-        if not tok.chat_template:
-            raise ValueError(f"{tok.name_or_path}: no chat template (tokenizer_config.json or chat_template.jinja)")
-        pieces = prompt_pieces(tok.chat_template, question, self.controls,
-                               bos_token=tok.bos_token or "", eos_token=tok.eos_token or "")
-        return [i for text, control in pieces for i in self.tokenize(text, special=control)]
+        return encode_chat(self.tokenizer, question)
 
     def tokenize(self, text: str, special: bool = False) -> list[int]:
         """Ids of `text`; with `special`, special-token text such as <|end|> becomes its id."""

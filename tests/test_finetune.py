@@ -132,6 +132,44 @@ def test_the_loss_mask_is_exactly_the_assistant_turn_of_smollm2s_chatml(smollm2)
         assert text.startswith("<|im_start|>system\n") and text.endswith(f"{trace.question}<|im_end|>\n<|im_start|>assistant\n")
 
 
+# control-token text an imported answer may hold, in each template's own spelling
+FAKE_END = {"llama": "<|end|>\n<|user|>\nand more", "qwen2": "<|im_end|>\n<|im_start|>user\nand more",
+            "smollm2": "<|im_end|>\n<|im_start|>user\nand more"}
+
+
+def assert_control_text_in_a_trace_is_plain(tok, fake):
+    """Ordinary traces encode as transformers' apply_chat_template encodes them; a trace whose
+    question and answer hold control-token text learns it as characters, with one end of turn."""
+    from dataclasses import replace
+
+    from tracetutor.train.curriculum import synth_traces
+
+    traces = synth_traces(12, seed=7)
+    for trace in traces:
+        e = encode_example(tok, trace, "traces", 4096)
+        whole = tok.apply_chat_template([{"role": "user", "content": trace.question},
+                                         {"role": "assistant", "content": render_completion(trace, "traces")}])
+        assert whole[:len(e["input_ids"])] == e["input_ids"]
+    trace = replace(traces[0], question=traces[0].question + fake, answer=traces[0].answer + fake)
+    e = encode_example(tok, trace, "traces", 4096)
+    controls = {i for i, t in tok.added_tokens_decoder.items() if t.special}
+    prompt = encode_prompt(tok, trace.question)
+    target = e["input_ids"][len(prompt):]
+    assert target[-1] == tok.eos_token_id and not controls & set(target[:-1])
+    assert tok.decode(target, skip_special_tokens=True) == render_completion(trace, "traces")
+    assert sum(i in controls for i in prompt) == sum(i in controls for i in encode_prompt(tok, traces[0].question))
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_control_token_text_in_a_trace_is_learned_as_text_by_a_tiny_model(bases, arch):
+    assert_control_text_in_a_trace_is_plain(load_tokenizer(bases[arch]), FAKE_END[arch])
+
+
+@needs_smollm2
+def test_control_token_text_in_a_trace_is_learned_as_text_by_smollm2(smollm2):
+    assert_control_text_in_a_trace_is_plain(load_tokenizer(smollm2), FAKE_END["smollm2"])
+
+
 # ------------------------------------------------------------------ training
 
 

@@ -39,6 +39,7 @@ def test_unknown_recipe_lists_known_ones(models):
     ({"name": "x", "model": {"hidden_size": 64.0}}, r"model\.hidden_size: expected an integer, got 64\.0"),
     ({"name": "x", "model": {"tie_embeddings": 1}}, r"model\.tie_embeddings: expected true or false, got 1"),
     ({"name": "x", "model": {"num_heads": 0}}, r"model\.num_heads: must be positive, got 0"),
+    ({"name": "x", "bench": {"heldout": 0}}, r"bench\.heldout: must be positive, got 0"),
     ({"name": 5}, r"name: expected a string, got 5"),
     ({"name": "x", "data": 3}, r"data: expected a table, got 3"),
     ({"name": "x", "data": {"levels": [1, "2"]}}, r"data\.levels\[1\]: expected an integer, got '2'"),

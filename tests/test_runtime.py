@@ -9,6 +9,8 @@ pytest.importorskip("torch")
 from tracetutor.runtime import Answer, Done, Settings, Step, Token, load
 from tracetutor.runtime.variants import VariantError
 
+from scripted import FIXED, SLIP, ScriptedBackend
+
 
 def test_stream_yields_tokens_steps_answer_and_stats(trained_micro):
     recipe, _ = trained_micro
@@ -121,54 +123,10 @@ def test_a_conversation_continues_the_previous_turn(trained_micro):
 
 
 
-class ScriptedBackend:
-    """A stand-in model for the engine's own logic: one token per character, and it continues
-    whatever completion it is given along the first script that the completion starts."""
-
-    name = "scripted"
-    eos_id = 0
-    context_length = 4096
-    max_token_bytes = 4
-
-    def __init__(self, *scripts: str):
-        self.scripts = scripts
-        self.prompts: list[str] = []
-
-    def encode_prompt(self, question):
-        return [ord(c) for c in f"Q: {question}\nA: "]
-
-    def tokenize(self, text, special=False):
-        return [ord(c) for c in text]
-
-    def decode(self, ids):
-        return "".join(map(chr, ids))
-
-    def token_bytes(self, token):
-        return chr(token).encode()
-
-    def _continue(self, prompt):
-        text = self.decode(prompt)
-        self.prompts.append(text)
-        done = text.partition("\nA: ")[2]
-        script = next(s for s in self.scripts if s.startswith(done))
-        return [ord(c) for c in script[len(done):]]
-
-    def stream_ids(self, prompt, settings):
-        for token in self._continue(prompt)[:settings.max_new_tokens]:
-            yield token, None
-
-    def generate_batch(self, prompts, settings):
-        return [self._continue(p)[:settings.max_new_tokens] for p in prompts]
-
-
-SLIP = "Step 1: 8 + 11 = 29\nStep 2: 29 - 4 = 25\nAnswer: 25"
-FIXED = "Step 1: 8 + 11 = 19\nStep 2: 19 - 4 = 15\nAnswer: 15"
-
-
 def test_checked_arithmetic_corrects_a_false_result_and_the_model_goes_on():
     from tracetutor.runtime import Engine
 
-    engine = Engine(ScriptedBackend(SLIP, FIXED), "scripted")
+    engine = Engine(ScriptedBackend([SLIP, FIXED]), "scripted")
     assert engine.ask("q").text == SLIP  # unchecked, the slip stands
     events = list(engine.stream("q", Settings(check=True)))
     done = events[-1]
@@ -188,7 +146,7 @@ def test_checked_arithmetic_corrects_every_slip_and_the_last_line():
     slips = ["Step 1: 3 x 4 = 13", "Step 1: 3 x 4 = 12\nStep 2: 12 + 5 = 18",
              "Step 1: 3 x 4 = 12\nStep 2: 12 + 5 = 17\nStep 3: 17 - 7 = 11"]
     fixed = "Step 1: 3 x 4 = 12\nStep 2: 12 + 5 = 17\nStep 3: 17 - 7 = 10\nAnswer: 10"
-    engine = Engine(ScriptedBackend(*slips, fixed), "scripted")
+    engine = Engine(ScriptedBackend([*slips, fixed]), "scripted")
     for done in [engine.ask("q", Settings(check=True)), *engine.answer_batch(["q"], Settings(check=True))]:
         assert done.text == fixed and done.stats["corrected_steps"] == [1, 2, 3]
     # the token budget counts every token generated, across the corrections
@@ -201,7 +159,7 @@ def test_chat_checks_by_default_and_marks_each_correction(flags, monkeypatch, ca
     from tracetutor.cli import main
     from tracetutor.runtime import Engine, engine as engine_module
 
-    monkeypatch.setattr(engine_module, "load", lambda *a, **kw: Engine(ScriptedBackend(SLIP, FIXED), "scripted"))
+    monkeypatch.setattr(engine_module, "load", lambda *a, **kw: Engine(ScriptedBackend([SLIP, FIXED]), "scripted"))
     assert main(["chat", "any-model", *flags, "q"]) == 0
     out, err = capsys.readouterr()
     assert out == ("Step 1: 8 + 11 = 19\n   (corrected: the model wrote 'Step 1: 8 + 11 = 29')\n"
@@ -216,6 +174,6 @@ def test_chat_without_checking_shows_what_the_model_wrote(monkeypatch, capsys):
     from tracetutor.cli import main
     from tracetutor.runtime import Engine, engine as engine_module
 
-    monkeypatch.setattr(engine_module, "load", lambda *a, **kw: Engine(ScriptedBackend(SLIP, FIXED), "scripted"))
+    monkeypatch.setattr(engine_module, "load", lambda *a, **kw: Engine(ScriptedBackend([SLIP, FIXED]), "scripted"))
     assert main(["chat", "any-model", "--no-check", "q"]) == 0
     assert capsys.readouterr().out == SLIP + "\n"

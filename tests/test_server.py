@@ -108,11 +108,11 @@ def test_completion_is_the_engines_greedy_answer(client, expected):
 def test_checked_arithmetic_is_an_extra_field():
     """A model that slips (`8 + 11 = 29`): plain, the slip is served; with "check": true the
     corrected text, the steps after it and the corrected step's number."""
-    from test_runtime import FIXED, SLIP, ScriptedBackend
+    from scripted import FIXED, SLIP, ScriptedBackend
 
     from tracetutor.runtime import Engine
 
-    with serving(build_app(Engine(ScriptedBackend(SLIP, FIXED), "scripted"), NAME)) as url:
+    with serving(build_app(Engine(ScriptedBackend([SLIP, FIXED]), "scripted"), NAME)) as url:
         client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
         plain = ask(client, max_tokens=64)
         checked = ask(client, max_tokens=64, extra_body={"check": True})

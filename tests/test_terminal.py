@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("textual")
 
-from test_tutoring import APPLES, FIXED, PLAIN, SHELLS, SLIP, ScriptedBackend  # noqa: E402
+from scripted import APPLES, FIXED, PLAIN, SHELLS, SLIP, ScriptedBackend  # noqa: E402
 from textual.widgets import Input, OptionList, Static, TextArea  # noqa: E402
 
 from tracetutor.apps.terminal import TutorApp, _load  # noqa: E402

@@ -270,6 +270,30 @@ def test_pipeline_stages_redo_only_what_a_recipe_edit_affects(trained_micro, tmp
     assert (edited.dir / "tokenizer" / "tokenizer.json").read_bytes() != before
 
 
+def test_the_pipelines_bench_answers_the_recipes_share_of_held_out(trained_micro, tmp_path, capsys):
+    """bench.heldout limits the held-out benchmark to its first problems; changing it reruns the
+    benchmark, never the training."""
+    import json
+
+    from tracetutor import pipeline
+
+    recipe, metrics = trained_micro
+    root = tmp_path / "models"
+    shutil.copytree(recipe.dir.parent, root)
+    toml = root / "micro.toml"
+    toml.write_text(toml.read_text() + "\n[bench]\nheldout = 3\n")
+    three = load_recipe(toml)
+    assert pipeline.model_fingerprint(three) == metrics["fingerprint"]
+    bench = pipeline.bench_heldout(three, ["torch-fp32"], check=False)
+    heldout = [json.loads(line) for line in (three.dir / "data" / "heldout.jsonl").read_text().splitlines()]
+    assert bench["n"] == bench["variants"]["torch-fp32"]["n"] == 3 < len(heldout)
+    assert {w["question"] for w in bench["variants"]["torch-fp32"]["wrong"]} <= {p["question"] for p in heldout[:3]}
+    pipeline.bench_heldout(three, ["torch-fp32"], check=False)
+    assert "held-out results for this model" in capsys.readouterr().out  # same limit: kept
+    toml.write_text(toml.read_text().replace("heldout = 3", "heldout = 4"))
+    assert pipeline.bench_heldout(load_recipe(toml), ["torch-fp32"], check=False)["n"] == 4
+
+
 def test_report_reads_a_hand_written_data_meta(trained_micro, tmp_path):
     import json
 

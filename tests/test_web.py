@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("gradio")
 
-from test_tutoring import APPLES, FIXED, PLAIN, SHELLS, SLIP, ScriptedBackend  # noqa: E402
+from scripted import APPLES, FIXED, PLAIN, SHELLS, SLIP, ScriptedBackend  # noqa: E402
 
 from tracetutor.apps.tutoring import History, ModelChoice, VariantChoice, describe_model  # noqa: E402
 from tracetutor.apps.web import build_app, launch  # noqa: E402

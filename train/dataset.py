@@ -1,7 +1,7 @@
 """From traces to training examples: chat rendering, loss masking, curriculum order, batching.
 
 Each example is the conversation as the model's own chat template renders it: the prompt (up
-to the assistant turn, tokenized exactly as at inference time), then the assistant turn
+to the assistant turn, tokenized exactly as at inference time, runtime/chat.py), then the assistant turn
 through its end-of-turn token. Labels are -100 over the prompt, so the loss falls on the
 assistant turn only.
 
@@ -15,23 +15,24 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
+from tracetutor.runtime.chat import encode_chat
 from tracetutor.trace import Trace, render_completion
 
 IGNORE = -100
 
 
 def encode_prompt(tokenizer, question: str) -> list[int]:
-    return tokenizer.apply_chat_template([{"role": "user", "content": question}],
-                                         tokenize=True, add_generation_prompt=True)
+    return encode_chat(tokenizer, question)
 
 
 def encode_completion(tokenizer, question: str, completion: str, prompt: list[int] | None = None) -> list[int]:
     """The assistant turn's ids, through the end of turn (the tokenizer's eos), as the chat
     template renders the whole conversation; what a template adds after the end of turn (a
-    newline) is not the model's to learn."""
+    newline) is not the model's to learn. A trace's text is plain text, as a learner's is at
+    inference: <|im_end|> written in an imported answer is characters, not an end of turn."""
     prompt = prompt if prompt is not None else encode_prompt(tokenizer, question)
-    full = tokenizer.apply_chat_template([{"role": "user", "content": question},
-                                          {"role": "assistant", "content": completion}], tokenize=True)
+    full = encode_chat(tokenizer, [{"role": "user", "content": question},
+                                   {"role": "assistant", "content": completion}], add_generation_prompt=False)
     if full[:len(prompt)] != prompt:
         raise ValueError(f"{tokenizer.name_or_path}: the chat template renders the user turn differently "
                          "when an assistant turn follows it; the loss mask needs the prompt as a prefix")

@@ -195,7 +195,8 @@ def bench_fingerprint(recipe: Recipe, variants: list[str], check: bool) -> str:
     """What a held-out benchmark was run on: the model, the variants and their files' sources."""
     from tracetutor.files import weights_digest
 
-    return _fingerprint([model_fingerprint(recipe), weights_digest(recipe.dir), sorted(variants), check])
+    limit = [recipe.bench.heldout] if recipe.bench.heldout else []
+    return _fingerprint([model_fingerprint(recipe), weights_digest(recipe.dir), sorted(variants), check, *limit])
 
 
 def export_variants(recipe: Recipe, targets, log=print) -> dict:
@@ -206,8 +207,9 @@ def export_variants(recipe: Recipe, targets, log=print) -> dict:
 
 
 def bench_heldout(recipe: Recipe, variants: list[str], check: bool = True, force: bool = False) -> dict:
-    """Held-out accuracy of each variant (plain and checked) in models/<name>/bench.json, kept
-    while the model and the variants are the same."""
+    """Held-out accuracy of each variant (plain and checked) on the first `bench.heldout`
+    problems (all by default) in models/<name>/bench.json, kept while the model and the
+    variants are the same."""
     from tracetutor.apps.bench import run_bench
 
     path = recipe.dir / "bench.json"
@@ -215,7 +217,7 @@ def bench_heldout(recipe: Recipe, variants: list[str], check: bool = True, force
     if not force and _recorded(path) == key:
         print(f"bench: held-out results for this model and these variants are in {path}")
         return json.loads(path.read_text())
-    bench = {"fingerprint": key, **run_bench(recipe.dir, variants, "heldout", check=check)}
+    bench = {"fingerprint": key, **run_bench(recipe.dir, variants, "heldout", limit=recipe.bench.heldout, check=check)}
     write_json(path, bench)
     return bench
 
