@@ -122,7 +122,6 @@ def test_a_conversation_continues_the_previous_turn(trained_micro):
     assert engine.ask(turns, Settings(max_new_tokens=16)).stats["n_prompt_tokens"] == len(both)
 
 
-
 def test_checked_arithmetic_corrects_a_false_result_and_the_model_goes_on():
     from tracetutor.runtime import Engine
 
